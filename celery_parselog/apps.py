@@ -1,0 +1,23 @@
+"""The Django app: registers the system checks and listens for a worker starting."""
+
+from __future__ import annotations
+
+from celery.signals import worker_init
+from django.apps import AppConfig
+
+__all__ = ["CeleryParselogConfig"]
+
+
+class CeleryParselogConfig(AppConfig):
+    name = "celery_parselog"
+    verbose_name = "Celery task logs"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from celery_parselog import checks, worker
+
+        checks.register_checks()
+        # Strong reference and a fixed uid: connected once however often ready() runs.
+        worker_init.connect(
+            worker.on_worker_init, weak=False, dispatch_uid="celery_parselog.worker_init"
+        )

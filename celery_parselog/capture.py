@@ -1,0 +1,179 @@
+"""One run's capture: a spool file of its own, written record by record, and what it counted.
+
+A spool file is created with a unique name (task id, attempt and a random part) and
+mode 0600, is never shared with another run and is never reused. Compressed logs are
+gzip-streamed as they are written, so memory does not grow with the size of the log.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import tempfile
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from celery_parselog.keys import sanitize_component
+
+__all__ = ["RunCapture"]
+
+_SYNC_EVERY_SECONDS = 1.0
+_ENCODING = "utf-8"
+# Lone surrogates (from bytes decoded with surrogateescape) and other unencodable
+# text are written as escapes instead of failing the record.
+_ERRORS = "backslashreplace"
+
+
+class RunCapture:
+    """The log of one run of one task, as it is being written.
+
+    ``emit`` is the hot path: it formats, encodes and writes one record under a lock
+    of this run only, so runs in other threads never wait for each other.
+    """
+
+    def __init__(
+        self,
+        *,
+        task_id: str,
+        task_name: str,
+        attempt: int,
+        levelno: int,
+        formatter: logging.Formatter,
+        spool_dir: Path,
+        compress_level: int,
+        allows_logger: Callable[[str], bool],
+    ) -> None:
+        self.task_id = task_id
+        self.task_name = task_name
+        self.attempt = attempt
+        self.levelno = levelno
+        self.allows_logger = allows_logger
+        self.counts: dict[str, int] = {}
+        self.first_error: str | None = None
+        self.saw_exception = False
+        # Set while stdout text this run already captured is passed on to the
+        # worker's own stdout logger, so the same text is not captured twice.
+        self.forwarding = False
+        self.last_record: logging.LogRecord | None = None
+        self._formatter = formatter
+        self._lock = threading.Lock()
+        self._closed = False
+        self._partial_lines: dict[str, list[str]] = {}
+        suffix = ".log.gz" if compress_level else ".log"
+        spool_dir.mkdir(parents=True, exist_ok=True)
+        descriptor, name = tempfile.mkstemp(
+            prefix=f"{sanitize_component(task_id)}-{attempt}-", suffix=suffix, dir=spool_dir
+        )
+        self.path = Path(name)
+        self._raw: IO[bytes] = os.fdopen(descriptor, "wb", buffering=0 if not compress_level else -1)
+        self._gzip: gzip.GzipFile | None = None
+        self._out: IO[bytes] = self._raw
+        if compress_level:
+            self._gzip = gzip.GzipFile(
+                filename="", mode="wb", fileobj=self._raw, compresslevel=compress_level, mtime=0
+            )
+            self._out = self._gzip  # type: ignore[assignment]
+        self._next_sync = time.monotonic() + _SYNC_EVERY_SECONDS
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write one record. Never raises: a record that cannot be formatted is noted instead."""
+        try:
+            text = self._formatter.format(record)
+        except Exception as error:  # noqa: BLE001 - a broken record must not break the task
+            text = (
+                f"-- celery-parselog could not format a record of logger {record.name!r} "
+                f"at level {record.levelname}: {type(error).__name__} --"
+            )
+        data = (text + "\n").encode(_ENCODING, _ERRORS)
+        levelname = record.levelname
+        with self._lock:
+            if self._closed:
+                return
+            self._out.write(data)
+            self.last_record = record
+            self.counts[levelname] = self.counts.get(levelname, 0) + 1
+            if record.exc_info:
+                self.saw_exception = True
+            if record.levelno >= logging.ERROR and self.first_error is None:
+                self.first_error = text.splitlines()[0] if text else ""
+            if self._gzip is not None and time.monotonic() >= self._next_sync:
+                # Push compressed bytes to the file now and then, so a killed
+                # process leaves at most about a second of log in memory.
+                self._gzip.flush(zlib.Z_SYNC_FLUSH)
+                self._next_sync = time.monotonic() + _SYNC_EVERY_SECONDS
+
+    def write_stream(self, stream: str, text: str) -> None:
+        """Take text written to ``stdout``/``stderr`` and log it as whole lines.
+
+        ``print("rows", 10)`` arrives as several ``write()`` calls; a line is only
+        emitted when its newline arrives (or when the run ends).
+        """
+        pending = self._partial_lines.setdefault(stream, [])
+        if "\n" not in text:
+            if text:
+                pending.append(text)
+            return
+        pending.append(text)
+        *lines, rest = "".join(pending).split("\n")
+        pending[:] = [rest] if rest else []
+        for line in lines:
+            self._emit_stream_line(stream, line)
+
+    def _emit_stream_line(self, stream: str, line: str) -> None:
+        level = logging.WARNING if stream == "stderr" else logging.INFO
+        if level < self.levelno or not self.allows_logger(stream):
+            return
+        self.emit(
+            logging.LogRecord(stream, level, "", 0, line.rstrip("\r"), None, None, func=None)
+        )
+
+    def emit_exception(self, error: BaseException) -> None:
+        """Record a failure whose traceback no logger wrote (for example when Celery's is muted)."""
+        exc_info: tuple[type[BaseException], BaseException, TracebackType | None] = (
+            type(error),
+            error,
+            error.__traceback__,
+        )
+        self.emit(
+            logging.LogRecord(
+                "celery_parselog.task",
+                logging.ERROR,
+                "",
+                0,
+                "Task %s[%s] raised %s",
+                (self.task_name, self.task_id, type(error).__name__),
+                exc_info,
+            )
+        )
+
+    def close(self) -> None:
+        """Flush what is pending and close the spool file; later records are dropped."""
+        for stream, pending in list(self._partial_lines.items()):
+            if pending:
+                self._emit_stream_line(stream, "".join(pending))
+        self._partial_lines.clear()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self.last_record = None
+            try:
+                if self._gzip is not None:
+                    self._gzip.close()
+            finally:
+                self._raw.close()
+
+    def discard(self) -> None:
+        """Remove the spool file; called only once its content is safely stored."""
+        self.close()
+        self.path.unlink(missing_ok=True)

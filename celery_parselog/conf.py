@@ -1,0 +1,268 @@
+"""The settings of celery-parselog: every key, its default and its meaning, declared once.
+
+Settings are Django settings prefixed ``CELERY_PARSELOG_``. They are read on access,
+never at import time, so ``override_settings`` works and a project may set them late.
+Each property validates its value and raises :class:`SettingError` (an
+``ImproperlyConfigured``) naming the key and what it accepts; the system checks in
+:mod:`celery_parselog.checks` turn those errors into check messages with ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+__all__ = [
+    "DEFAULT_FORMAT",
+    "JSON_FORMAT",
+    "PREFIX",
+    "SPECS",
+    "ParselogSettings",
+    "SettingError",
+    "SettingSpec",
+    "parselog_settings",
+]
+
+PREFIX = "CELERY_PARSELOG_"
+JSON_FORMAT = "json"
+DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+DEFAULT_KEY = "parselog/{task_name}/{started:%Y/%m/%d}/{task_id}-{attempt}.log"
+_DOTTED_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One setting: its name without the prefix, its default and a line of documentation."""
+
+    name: str
+    default: Any
+    doc: str
+
+    @property
+    def key(self) -> str:
+        return PREFIX + self.name
+
+
+# The one place where defaults live. The README's settings table is tested against it.
+SPECS: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        "ENABLED",
+        False,
+        "Capture in every worker of the project. `celery worker --parselog` / "
+        "`--no-parselog` overrides it for one worker.",
+    ),
+    SettingSpec(
+        "TASKS",
+        [],
+        "Task names or glob patterns (`proj.parsers.*`) whose runs are captured. "
+        "Empty captures nothing.",
+    ),
+    SettingSpec(
+        "LEVEL",
+        "INFO",
+        "Lowest level written to a run's log: a level name or number.",
+    ),
+    SettingSpec(
+        "LOGGERS",
+        ["*"],
+        "Which loggers feed a run's log. `*` is every logger, non-propagating ones "
+        "included; a name adds that logger and its children; `-name` leaves them out.",
+    ),
+    SettingSpec(
+        "FORMAT",
+        DEFAULT_FORMAT,
+        "A `logging` format string (`%(task_id)s` and `%(task_name)s` may be used), "
+        'or `"json"` for JSON lines. Times are UTC.',
+    ),
+    SettingSpec(
+        "COMPRESS",
+        True,
+        "Gzip the log while it is written and add `.gz` to its key. `True` means "
+        "level 6; a number from 1 to 9 picks the level.",
+    ),
+    SettingSpec(
+        "STORAGE",
+        "default",
+        "Alias in Django's `STORAGES` that receives the logs.",
+    ),
+    SettingSpec(
+        "KEY",
+        DEFAULT_KEY,
+        "Template of the stored name, over `task_name`, `task_id`, `attempt`, "
+        "`root_id`, `started` and the task's parameters; or the dotted path of a "
+        "function that takes a `KeyContext` and returns the name.",
+    ),
+    SettingSpec(
+        "SPOOL_DIR",
+        None,
+        "Folder for the files being written; `None` means `celery-parselog` in the "
+        "system's temporary folder.",
+    ),
+    SettingSpec(
+        "UPLOAD_ATTEMPTS",
+        3,
+        "How many times an upload is tried before the log is left in the spool folder.",
+    ),
+    SettingSpec(
+        "UPLOAD_BACKOFF",
+        0.5,
+        "Seconds to wait before the second upload attempt; doubled for each further one.",
+    ),
+)
+
+_SPECS_BY_NAME = {spec.name: spec for spec in SPECS}
+
+
+class SettingError(ImproperlyConfigured):
+    """A setting with a value celery-parselog cannot use.
+
+    Carries the system check id and a hint, so the checks can report every bad
+    setting the same way without repeating the validation.
+    """
+
+    def __init__(self, name: str, message: str, *, hint: str, check_id: str) -> None:
+        self.key = PREFIX + name
+        self.message = f"{self.key}: {message}"
+        self.hint = hint
+        self.check_id = check_id
+        super().__init__(f"{self.message} ({hint})")
+
+
+def _type_error(name: str, value: object, accepted: str) -> SettingError:
+    return SettingError(
+        name,
+        f"{value!r} is not {accepted}.",
+        hint=f"Set {PREFIX}{name} to {accepted}.",
+        check_id="celery_parselog.E008",
+    )
+
+
+class ParselogSettings:
+    """Typed, validated access to the ``CELERY_PARSELOG_*`` settings, read on each access."""
+
+    def _value(self, name: str) -> Any:
+        spec = _SPECS_BY_NAME[name]
+        return getattr(settings, spec.key, spec.default)
+
+    @property
+    def enabled(self) -> bool:
+        value = self._value("ENABLED")
+        if not isinstance(value, bool):
+            raise _type_error("ENABLED", value, "True or False")
+        return value
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        value = self._value("TASKS")
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise _type_error("TASKS", value, "a list of task names or glob patterns")
+        return tuple(value)
+
+    @property
+    def level(self) -> int:
+        value = self._value("LEVEL")
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        if isinstance(value, str):
+            number = logging.getLevelName(value.upper())
+            if isinstance(number, int):
+                return number
+        raise SettingError(
+            "LEVEL",
+            f"{value!r} is not a logging level.",
+            hint="Use DEBUG, INFO, WARNING, ERROR, CRITICAL, or a non-negative number.",
+            check_id="celery_parselog.E005",
+        )
+
+    @property
+    def loggers(self) -> tuple[str, ...]:
+        value = self._value("LOGGERS")
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, str) and v.strip() == v and v not in ("", "-") for v in value
+        ):
+            raise _type_error("LOGGERS", value, 'a list of logger names, "*" or "-name"')
+        return tuple(value)
+
+    @property
+    def format(self) -> str:
+        value = self._value("FORMAT")
+        if not isinstance(value, str) or not value:
+            raise _type_error("FORMAT", value, 'a logging format string or "json"')
+        return value
+
+    @property
+    def compress_level(self) -> int:
+        """The gzip level, or 0 when compression is off."""
+        value = self._value("COMPRESS")
+        if value is True:
+            return 6
+        if value is False:
+            return 0
+        if isinstance(value, int) and 1 <= value <= 9:
+            return value
+        raise _type_error("COMPRESS", value, "True, False or a gzip level from 1 to 9")
+
+    @property
+    def storage(self) -> str:
+        value = self._value("STORAGE")
+        if not isinstance(value, str) or not value:
+            raise _type_error("STORAGE", value, "the alias of a storage in STORAGES")
+        return value
+
+    @property
+    def key(self) -> str | Callable[..., str]:
+        """A key template, or the key function named by a dotted path (imported here)."""
+        value = self._value("KEY")
+        if callable(value):
+            return value  # type: ignore[no-any-return]
+        if not isinstance(value, str) or not value:
+            raise _type_error("KEY", value, "a key template or the dotted path of a function")
+        if "{" not in value and _DOTTED_PATH.match(value):
+            try:
+                function = import_string(value)
+            except ImportError as error:
+                raise SettingError(
+                    "KEY",
+                    f"cannot import the key function {value!r}: {error}.",
+                    hint="Give the dotted path of a function that takes a KeyContext.",
+                    check_id="celery_parselog.E003",
+                ) from error
+            if not callable(function):
+                raise _type_error("KEY", value, "the dotted path of a callable")
+            return function  # type: ignore[no-any-return]
+        return value
+
+    @property
+    def spool_dir(self) -> Path:
+        value = self._value("SPOOL_DIR")
+        if value is None:
+            return Path(tempfile.gettempdir()) / "celery-parselog"
+        if not isinstance(value, (str, Path)) or not str(value):
+            raise _type_error("SPOOL_DIR", value, "a folder path or None")
+        return Path(value)
+
+    @property
+    def upload_attempts(self) -> int:
+        value = self._value("UPLOAD_ATTEMPTS")
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 20:
+            raise _type_error("UPLOAD_ATTEMPTS", value, "a whole number from 1 to 20")
+        return value
+
+    @property
+    def upload_backoff(self) -> float:
+        value = self._value("UPLOAD_BACKOFF")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 60:
+            raise _type_error("UPLOAD_BACKOFF", value, "a number of seconds from 0 to 60")
+        return float(value)
+
+
+parselog_settings = ParselogSettings()

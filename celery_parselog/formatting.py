@@ -1,0 +1,105 @@
+"""How one record becomes one line of a run's log: a logging format string, or JSON lines.
+
+Times are UTC with milliseconds, so logs of runs on different hosts compare cleanly.
+Records are never modified: other handlers see them exactly as before.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = ["JsonLinesFormatter", "TextFormatter", "build_formatter", "format_problem"]
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_STANDARD_ATTRIBUTES = frozenset(
+    logging.makeLogRecord({}).__dict__.keys() | {"message", "asctime", "taskName"}
+)
+_TASK_FIELDS = ("%(task_id)", "%(task_name)")
+
+
+class TextFormatter(logging.Formatter):
+    """A plain ``logging.Formatter`` in UTC that also knows ``%(task_id)s`` and ``%(task_name)s``."""
+
+    converter = time.gmtime
+    default_msec_format = "%s.%03dZ"
+
+    def __init__(self, fmt: str, *, task_id: str, task_name: str) -> None:
+        super().__init__(fmt, datefmt=None)
+        self.default_time_format = "%Y-%m-%dT%H:%M:%S"
+        self._task_fields = (
+            {"task_id": task_id, "task_name": task_name}
+            if any(field in fmt for field in _TASK_FIELDS)
+            else None
+        )
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        if self._task_fields is None:
+            return super().formatMessage(record)
+        # Format from a merged mapping rather than setting attributes on a record
+        # that other handlers share.
+        return self._fmt % {**record.__dict__, **self._task_fields}  # type: ignore[operator]
+
+
+class JsonLinesFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, task id, exception and extras."""
+
+    def __init__(self, *, task_id: str, task_name: str) -> None:
+        super().__init__()
+        self._task_id = task_id
+        self._task_name = task_name
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "task_id": self._task_id,
+            "task_name": self._task_name,
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exc_text"] = record.exc_text
+        if record.stack_info:
+            line["stack_info"] = self.formatStack(record.stack_info)
+        extra = {
+            name: value
+            for name, value in record.__dict__.items()
+            if name not in _STANDARD_ATTRIBUTES and not name.startswith("_")
+        }
+        if extra:
+            line["extra"] = extra
+        return json.dumps(line, default=_json_fallback, ensure_ascii=False)
+
+
+def _json_fallback(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not lose the line
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+def build_formatter(fmt: str, *, task_id: str, task_name: str) -> logging.Formatter:
+    """The formatter ``CELERY_PARSELOG_FORMAT`` asks for."""
+    if fmt == "json":
+        return JsonLinesFormatter(task_id=task_id, task_name=task_name)
+    return TextFormatter(fmt, task_id=task_id, task_name=task_name)
+
+
+def format_problem(fmt: str) -> str | None:
+    """Say why a format string cannot format records, or ``None`` if it can."""
+    if fmt == "json":
+        return None
+    record = logging.makeLogRecord({"msg": "probe", "levelno": logging.INFO, "levelname": "INFO"})
+    try:
+        TextFormatter(fmt, task_id="probe", task_name="probe").format(record)
+    except (ValueError, KeyError, TypeError) as error:
+        return f"{fmt!r} cannot format a record: {error!r}"
+    return None

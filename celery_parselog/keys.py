@@ -1,0 +1,178 @@
+"""Where a run's log is stored: rendering the key template or key function, and keeping keys safe.
+
+Every value taken from a task's arguments is reduced to a plain name component, so
+no argument can climb out of the prefix, produce ``..``, an absolute path or a
+control character. The task id is always part of the key, so one run's log never
+lands on another's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import re
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "FIXED_FIELDS",
+    "KeyContext",
+    "KeyRenderError",
+    "bind_arguments",
+    "normalize_key",
+    "render_key",
+    "sanitize_component",
+    "template_fields",
+]
+
+FIXED_FIELDS = ("task_name", "task_id", "attempt", "root_id", "started")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=+@,~-]+")
+_DOTS = re.compile(r"\.{2,}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MAX_COMPONENT = 120
+
+
+@dataclass(frozen=True)
+class KeyContext:
+    """What a key function receives about the run whose log it names."""
+
+    task_name: str
+    task_id: str
+    attempt: int
+    root_id: str | None
+    started: datetime
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    task: Any = None
+
+
+class KeyRenderError(Exception):
+    """The key template or key function could not produce a key for this run."""
+
+
+class _Started:
+    """The run's start time: trusted, so its format spec may contain ``/``."""
+
+    def __init__(self, value: datetime) -> None:
+        self.value = value
+
+    def __format__(self, spec: str) -> str:
+        return self.value.strftime(spec or "%Y%m%dT%H%M%SZ")
+
+
+class _KeyFormatter(string.Formatter):
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if isinstance(value, _Started):
+            return _CONTROL.sub("", format(value, format_spec))
+        try:
+            text = format(value, format_spec)
+        except Exception as error:  # noqa: BLE001 - any broken __format__ or __str__
+            raise KeyRenderError(
+                f"a value of type {type(value).__name__} cannot be formatted: {error!r}"
+            ) from error
+        return sanitize_component(text)
+
+
+_FORMATTER = _KeyFormatter()
+
+
+def sanitize_component(text: str) -> str:
+    """Reduce one interpolated value to a safe, readable name component.
+
+    Anything but letters, digits and ``._=+@,~-`` becomes ``_``; runs of dots and a
+    leading dot do too, so the result is never ``..``, hidden or empty. Very long
+    values are cut and given a short hash so distinct values stay distinct.
+    """
+    cleaned = _DOTS.sub("_", _UNSAFE.sub("_", text))
+    if cleaned.startswith("."):
+        cleaned = "_" + cleaned[1:]
+    if len(cleaned) > _MAX_COMPONENT:
+        digest = hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()[:12]
+        cleaned = f"{cleaned[: _MAX_COMPONENT - 13]}-{digest}"
+    return cleaned or "_"
+
+
+def normalize_key(key: str) -> str:
+    """Make a whole key relative and free of ``.``/``..`` segments, backslashes and control bytes."""
+    segments = []
+    for raw in _CONTROL.sub("", key).replace("\\", "/").split("/"):
+        segment = raw.strip()
+        if not segment:
+            continue
+        segments.append("_" if set(segment) == {"."} else segment)
+    return "/".join(segments)
+
+
+def template_fields(template: str) -> list[str]:
+    """The field names a key template uses, in order. Raises ``ValueError`` if malformed."""
+    names = []
+    for _literal, name, _spec, _conversion in _FORMATTER.parse(template):
+        if name is not None:
+            names.append(name)
+    return names
+
+
+def bind_arguments(
+    function: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Name every argument of a call by its parameter, with defaults applied.
+
+    A call that does not fit the signature (the task will fail on it anyway) keeps
+    what can be named: the keyword arguments as given.
+    """
+    try:
+        bound = inspect.signature(function).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return dict(kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def _ensure_task_id(key: str, context: KeyContext) -> str:
+    """Keep runs apart even when a key function forgets the task id."""
+    if context.task_id in key:
+        return key
+    head, slash, name = key.rpartition("/")
+    stem, dot, extension = name.partition(".")
+    unique = f"{stem}-{context.task_id}-{context.attempt}"
+    return f"{head}{slash}{unique}{dot}{extension}"
+
+
+def render_key(
+    key: str | Callable[[KeyContext], str], context: KeyContext, *, compressed: bool
+) -> str:
+    """The stored name of one run's log. Raises :class:`KeyRenderError` when it cannot be made."""
+    if callable(key):
+        try:
+            rendered = key(context)
+        except Exception as error:  # noqa: BLE001 - the host's function may fail in any way
+            raise KeyRenderError(f"the key function raised {error!r}") from error
+        if not isinstance(rendered, str):
+            raise KeyRenderError(f"the key function returned {type(rendered).__name__}, not str")
+        rendered = "/".join(
+            sanitize_component(part) for part in normalize_key(rendered).split("/") if part
+        )
+    else:
+        values: dict[str, Any] = dict(context.arguments)
+        values.update(
+            task_name=context.task_name,
+            task_id=context.task_id,
+            attempt=context.attempt,
+            root_id=context.root_id or context.task_id,
+            started=_Started(context.started),
+        )
+        try:
+            rendered = _FORMATTER.vformat(key, (), values)
+        except KeyError as error:
+            raise KeyRenderError(f"the key template names {error}, which this task lacks") from error
+        except (ValueError, IndexError, AttributeError) as error:
+            raise KeyRenderError(f"the key template cannot be rendered: {error}") from error
+        rendered = normalize_key(rendered)
+    if not rendered:
+        raise KeyRenderError("the key is empty")
+    rendered = _ensure_task_id(rendered, context)
+    if compressed and not rendered.endswith(".gz"):
+        rendered += ".gz"
+    return rendered

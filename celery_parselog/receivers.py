@@ -1,0 +1,261 @@
+"""Celery signal receivers that open a run's capture at ``task_prerun`` and store it at ``task_postrun``.
+
+They are connected only in worker processes where capture is on (see
+:mod:`celery_parselog.worker`), so web processes, shells, beat and clients pay
+nothing. Every receiver returns at once for tasks that are not selected, and
+catches its own failures: capture never raises into a task, nor changes its
+state or result.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextvars import Token
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from celery import states
+from celery.signals import task_postrun, task_prerun
+from django.core.files.storage import storages
+
+from celery_parselog.capture import RunCapture
+from celery_parselog.conf import ParselogSettings
+from celery_parselog.formatting import build_formatter
+from celery_parselog.keys import KeyContext, KeyRenderError, bind_arguments, render_key
+from celery_parselog.metadata import FAILED, PENDING, STORED, ResultMetadata
+from celery_parselog.routing import CaptureRouter, LoggerSelection, current_run
+from celery_parselog.selection import TaskSelector
+from celery_parselog.storage import UploadError, store_log, storage_uri
+
+__all__ = ["CaptureConfig", "CaptureReceivers"]
+
+logger = logging.getLogger("celery_parselog")
+
+_FALLBACK_KEY = "parselog/{task_name}/{task_id}-{attempt}.log"
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    """The settings as one worker process uses them, validated once when capture starts."""
+
+    selector: TaskSelector
+    levelno: int
+    loggers: LoggerSelection
+    format: str
+    compress_level: int
+    storage: str
+    key: Any
+    spool_dir: Path
+    upload_attempts: int
+    upload_backoff: float
+
+    @classmethod
+    def from_settings(cls, source: ParselogSettings | None = None) -> CaptureConfig:
+        settings = source or ParselogSettings()
+        return cls(
+            selector=TaskSelector(settings.tasks),
+            levelno=settings.level,
+            loggers=LoggerSelection(settings.loggers),
+            format=settings.format,
+            compress_level=settings.compress_level,
+            storage=settings.storage,
+            key=settings.key,
+            spool_dir=settings.spool_dir,
+            upload_attempts=settings.upload_attempts,
+            upload_backoff=settings.upload_backoff,
+        )
+
+
+@dataclass
+class _ActiveRun:
+    capture: RunCapture
+    token: Token[RunCapture | None]
+    key: str
+    started: datetime
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
+
+
+class CaptureReceivers:
+    """The ``task_prerun``/``task_postrun`` receivers of one worker process, and what they share.
+
+    An instance is kept alive by :mod:`celery_parselog.worker` and connected with
+    strong references, because Celery holds receivers weakly by default.
+    """
+
+    def __init__(self, config: CaptureConfig) -> None:
+        self.config = config
+        self.router = CaptureRouter(config.loggers)
+        self.results = ResultMetadata()
+        self._runs: dict[int, _ActiveRun] = {}
+        self._warned_about_levels = False
+
+    def connect(self) -> None:
+        task_prerun.connect(self.on_task_prerun, weak=False, dispatch_uid="celery_parselog.prerun")
+        task_postrun.connect(
+            self.on_task_postrun, weak=False, dispatch_uid="celery_parselog.postrun"
+        )
+
+    def disconnect(self) -> None:
+        task_prerun.disconnect(dispatch_uid="celery_parselog.prerun")
+        task_postrun.disconnect(dispatch_uid="celery_parselog.postrun")
+
+    # -- task_prerun -------------------------------------------------------------
+
+    def on_task_prerun(
+        self,
+        sender: Any = None,
+        task_id: str | None = None,
+        task: Any = None,
+        args: Any = None,
+        kwargs: Any = None,
+        **_: Any,
+    ) -> None:
+        if task is None or not self.config.selector.matches(task.name):
+            return
+        try:
+            self._start(str(task_id), task, tuple(args or ()), dict(kwargs or {}))
+        except Exception:  # noqa: BLE001 - capture must never fail the task
+            logger.exception("Could not start capturing %s[%s]", task.name, task_id)
+
+    def _start(self, task_id: str, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        request = task.request
+        if getattr(request, "is_eager", False):
+            return  # eager runs happen in the caller's process, not in a worker
+        config = self.config
+        attempt = int(getattr(request, "retries", 0) or 0) + 1
+        started = datetime.now(timezone.utc)
+        context = KeyContext(
+            task_name=task.name,
+            task_id=task_id,
+            attempt=attempt,
+            root_id=getattr(request, "root_id", None),
+            started=started,
+            arguments=bind_arguments(task.run, args, kwargs),
+            task=task,
+        )
+        compressed = config.compress_level > 0
+        try:
+            key = render_key(config.key, context, compressed=compressed)
+        except KeyRenderError as error:
+            key = render_key(_FALLBACK_KEY, context, compressed=compressed)
+            logger.warning(
+                "Using the fallback key %s for %s[%s]: %s", key, task.name, task_id, error
+            )
+        capture = RunCapture(
+            task_id=task_id,
+            task_name=task.name,
+            attempt=attempt,
+            levelno=config.levelno,
+            formatter=build_formatter(config.format, task_id=task_id, task_name=task.name),
+            spool_dir=config.spool_dir,
+            compress_level=config.compress_level,
+            allows_logger=config.loggers.allows,
+        )
+        self._warn_if_levels_hide_records()
+        try:
+            self.results.mark_pending(task, self._entry(task_id, key, attempt, started, PENDING))
+        except Exception:  # noqa: BLE001 - a backend hiccup must not stop the capture
+            logger.exception("Could not record the pending log of %s[%s]", task.name, task_id)
+        token = self.router.enter(capture)
+        self._runs[id(capture)] = _ActiveRun(capture, token, key, started)
+
+    def _warn_if_levels_hide_records(self) -> None:
+        root_level = logging.getLogger().getEffectiveLevel()
+        if not self._warned_about_levels and root_level > self.config.levelno:
+            self._warned_about_levels = True
+            logger.warning(
+                "The root logger's level is %s, above CELERY_PARSELOG_LEVEL (%s): records "
+                "below it are never created, so they cannot be captured. Start the worker "
+                "with --loglevel=%s to capture them.",
+                logging.getLevelName(root_level),
+                logging.getLevelName(self.config.levelno),
+                logging.getLevelName(self.config.levelno),
+            )
+
+    def _entry(
+        self, task_id: str, key: str, attempt: int, started: datetime, status: str
+    ) -> dict[str, Any]:
+        return {
+            "status": status,
+            "uri": self._planned_uri(key),
+            "storage": self.config.storage,
+            "key": key,
+            "attempt": attempt,
+            "task_id": task_id,
+            "started": _iso(started),
+        }
+
+    # -- task_postrun ------------------------------------------------------------
+
+    def on_task_postrun(
+        self,
+        sender: Any = None,
+        task_id: str | None = None,
+        task: Any = None,
+        retval: Any = None,
+        state: str | None = None,
+        **_: Any,
+    ) -> None:
+        capture = current_run()
+        if capture is None or capture.task_id != str(task_id):
+            return
+        active = self._runs.pop(id(capture), None)
+        if active is None:
+            return
+        try:
+            self._finish(active, task, retval, state)
+        except Exception:  # noqa: BLE001 - capture must never fail the task
+            logger.exception("Could not finish capturing %s[%s]", capture.task_name, task_id)
+
+    def _finish(self, active: _ActiveRun, task: Any, retval: Any, state: str | None) -> None:
+        capture = active.capture
+        self.router.leave(active.token)
+        if state == states.FAILURE and isinstance(retval, BaseException) and not capture.saw_exception:
+            capture.emit_exception(retval)
+        capture.close()
+        finished = datetime.now(timezone.utc)
+        entry = self._entry(capture.task_id, active.key, capture.attempt, active.started, STORED)
+        entry.update(
+            finished=_iso(finished),
+            counts=dict(capture.counts),
+            task_state=state,
+        )
+        try:
+            stored = store_log(
+                capture.path,
+                active.key,
+                alias=self.config.storage,
+                attempts=self.config.upload_attempts,
+                backoff=self.config.upload_backoff,
+            )
+        except UploadError as error:
+            entry.update(status=FAILED, error=str(error), spool=str(capture.path))
+            logger.error(
+                "The log of %s[%s] could not be stored and stays at %s: %s",
+                capture.task_name,
+                capture.task_id,
+                capture.path,
+                error,
+            )
+        else:
+            entry.update(key=stored.key, uri=stored.uri, bytes=stored.bytes, sha256=stored.sha256)
+            capture.discard()
+        try:
+            self.results.publish(task, entry)
+        except Exception:  # noqa: BLE001 - the log is stored; only its pointer is missing
+            logger.exception(
+                "Could not record the log of %s[%s] on its result", capture.task_name, capture.task_id
+            )
+
+    def _planned_uri(self, key: str) -> str:
+        """Where ``key`` will be once stored; a storage that cannot say yields ``""``."""
+        alias = self.config.storage
+        try:
+            return storage_uri(storages[alias], alias, key)
+        except Exception:  # noqa: BLE001 - a broken storage is reported at upload time
+            return ""

@@ -1,0 +1,204 @@
+"""Getting each record to the run it belongs to, whatever logger it comes from.
+
+One handler per process is attached to the root logger and to every logger that
+does not propagate (``celery.task`` in a worker, a project's ``propagate: False``
+loggers), so no logger has to be named. It is attached while at least one run is
+active and removed when the last one ends. Each record goes to the run found in
+the current context (a ``ContextVar`` set by the run's ``task_prerun``): it is per
+thread, and per greenlet under gevent and eventlet, so tasks running side by side
+in one process never see each other's records.
+
+``sys.stdout`` and ``sys.stderr`` are wrapped for the same period, because the
+worker's own redirection logs each ``write()`` separately and drops newlines, which
+makes whole lines impossible to rebuild from log records.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Iterable
+from contextvars import ContextVar, Token
+from typing import Any, TextIO
+
+from celery_parselog.capture import RunCapture
+
+__all__ = ["CaptureRouter", "LoggerSelection", "current_run"]
+
+OWN_LOGGER = "celery_parselog"
+
+_current_run: ContextVar[RunCapture | None] = ContextVar("celery_parselog_run", default=None)
+
+
+def current_run() -> RunCapture | None:
+    """The run being captured in this thread or greenlet, if any."""
+    return _current_run.get()
+
+
+class LoggerSelection:
+    """Decides from ``CELERY_PARSELOG_LOGGERS`` whether a logger's records belong in the log.
+
+    The package's own logger is always left out, so a problem reported while
+    capturing can never feed back into the capture. Decisions are cached per
+    logger name, which keeps the per-record cost to one dictionary look-up.
+    """
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        entries = tuple(entries)
+        self.everything = "*" in entries
+        self.included = tuple(e for e in entries if e != "*" and not e.startswith("-"))
+        self._excluded = (OWN_LOGGER, *(e[1:] for e in entries if e.startswith("-")))
+        self._decided: dict[str, bool] = {}
+
+    @staticmethod
+    def _within(name: str, prefixes: tuple[str, ...]) -> bool:
+        return any(
+            name == prefix or name.startswith(prefix + ".") or prefix == "root"
+            for prefix in prefixes
+        )
+
+    def allows(self, name: str) -> bool:
+        decided = self._decided.get(name)
+        if decided is None:
+            if self._within(name, self._excluded):
+                decided = False
+            else:
+                decided = self.everything or self._within(name, self.included)
+            self._decided[name] = decided
+        return decided
+
+
+class _RoutingHandler(logging.Handler):
+    """Sends a record to the current run, or drops it at once when there is none."""
+
+    def __init__(self, selection: LoggerSelection) -> None:
+        super().__init__()
+        self._allows = selection.allows
+
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        # Overridden to skip logging.Handler's lock: that lock is shared by every
+        # thread, while each run has a lock of its own.
+        run = _current_run.get()
+        if (
+            run is None
+            or record.levelno < run.levelno
+            or run.forwarding
+            # The same record reaching this handler twice, through two loggers
+            # that both carry it, is written once.
+            or record is run.last_record
+            or not self._allows(record.name)
+        ):
+            return False
+        run.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)
+
+
+class _StreamTee:
+    """Stands in for ``sys.stdout``/``sys.stderr``: copies text to the current run, then passes it on."""
+
+    def __init__(self, wrapped: TextIO, stream: str) -> None:
+        self.wrapped = wrapped
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        run = _current_run.get()
+        if run is None or not isinstance(text, str):
+            return self.wrapped.write(text)
+        try:
+            run.write_stream(self._stream, text)
+        except Exception:  # noqa: BLE001 - printing must keep working whatever happens here
+            pass
+        run.forwarding = True
+        try:
+            return self.wrapped.write(text)
+        finally:
+            run.forwarding = False
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+
+class CaptureRouter:
+    """Attaches the routing handler and stream tees while runs are active in this process."""
+
+    def __init__(self, selection: LoggerSelection) -> None:
+        self._selection = selection
+        self._handler = _RoutingHandler(selection)
+        self._lock = threading.Lock()
+        self._active = 0
+        self._attached: list[logging.Logger] = []
+        self._tees: list[tuple[str, _StreamTee]] = []
+
+    @property
+    def handler(self) -> logging.Handler:
+        return self._handler
+
+    @property
+    def active_runs(self) -> int:
+        return self._active
+
+    def enter(self, run: RunCapture) -> Token[RunCapture | None]:
+        """Start routing this context's records to ``run``; pair with :meth:`leave`."""
+        with self._lock:
+            self._active += 1
+            self._attach_to_new_loggers()
+            if self._active == 1:
+                self._install_tees()
+        return _current_run.set(run)
+
+    def leave(self, token: Token[RunCapture | None]) -> None:
+        """Stop routing to the run ``token`` came from; detach everything after the last run."""
+        try:
+            _current_run.reset(token)
+        except ValueError:
+            # The token belongs to another context (prerun and postrun ran in
+            # different ones); clearing is the best that can be done here.
+            _current_run.set(None)
+        with self._lock:
+            self._active = max(self._active - 1, 0)
+            if self._active == 0:
+                self._detach_all()
+
+    def _targets(self) -> Iterable[logging.Logger]:
+        yield logging.getLogger()
+        for name in self._selection.included:
+            if name != "root":
+                yield logging.getLogger(name)
+        for logger in list(logging.Logger.manager.loggerDict.values()):
+            if isinstance(logger, logging.Logger) and not logger.propagate:
+                yield logger
+
+    def _attach_to_new_loggers(self) -> None:
+        # Re-scanned at every run start, so loggers created (or set not to
+        # propagate) since the previous run are covered too.
+        for logger in self._targets():
+            if self._handler not in logger.handlers:
+                logger.addHandler(self._handler)
+                self._attached.append(logger)
+
+    def _install_tees(self) -> None:
+        for stream in ("stdout", "stderr"):
+            current = getattr(sys, stream)
+            if not isinstance(current, _StreamTee):
+                tee = _StreamTee(current, stream)
+                setattr(sys, stream, tee)
+                self._tees.append((stream, tee))
+
+    def _detach_all(self) -> None:
+        for logger in self._attached:
+            logger.removeHandler(self._handler)
+        self._attached.clear()
+        for stream, tee in self._tees:
+            # Put the original back only if nobody replaced our tee meanwhile;
+            # otherwise the tee stays as a harmless pass-through.
+            if getattr(sys, stream) is tee:
+                setattr(sys, stream, tee.wrapped)
+        self._tees.clear()
