@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_ready
 from django.apps import AppConfig
 
 __all__ = ["CeleryParselogConfig"]
@@ -20,4 +20,7 @@ class CeleryParselogConfig(AppConfig):
         # Strong reference and a fixed uid: connected once however often ready() runs.
         worker_init.connect(
             worker.on_worker_init, weak=False, dispatch_uid="celery_parselog.worker_init"
+        )
+        worker_ready.connect(
+            worker.on_worker_ready, weak=False, dispatch_uid="celery_parselog.worker_ready"
         )

@@ -2,7 +2,7 @@
 
 =====================  ===============================================================
 ``celery_parselog.E001``  ``STORAGE`` names no alias in ``STORAGES``
-``celery_parselog.E002``  ``KEY`` names a field that a selected task does not have
+``celery_parselog.E002``  ``KEY`` names a field that a selected task does not have (also logged by a starting worker)
 ``celery_parselog.E003``  ``KEY`` is malformed, or its key function cannot be imported
 ``celery_parselog.E004``  ``KEY`` lacks ``{task_id}`` or ``{attempt}``, so runs could collide
 ``celery_parselog.E005``  ``LEVEL`` is not a logging level
@@ -11,7 +11,7 @@
 ``celery_parselog.E008``  a setting has a value of the wrong type
 ``celery_parselog.E009``  ``SPOOL_DIR`` cannot be created or written
 ``celery_parselog.W001``  capture is on but ``TASKS`` is empty
-``celery_parselog.W002``  a ``TASKS`` entry matches no registered task
+``celery_parselog.W002``  a ``TASKS`` entry matches no registered task (logged by a starting worker)
 =====================  ===============================================================
 """
 
@@ -31,7 +31,7 @@ from celery_parselog.formatting import format_problem
 from celery_parselog.keys import FIXED_FIELDS, template_fields
 from celery_parselog.selection import TaskSelector, pattern_problem
 
-__all__ = ["check_settings", "register_checks"]
+__all__ = ["check_settings", "register_checks", "registered_task_problems"]
 
 
 def register_checks() -> None:
@@ -93,21 +93,19 @@ def check_settings(
     return found
 
 
-def _registered_task_functions() -> dict[str, Callable[..., Any]]:
-    """The run functions of the tasks the project's Celery app knows, by name."""
+def _known_task_functions() -> dict[str, Callable[..., Any]]:
+    """The run functions of the project's tasks known so far (Celery's own left out).
+
+    No task module is imported here: outside a worker ``autodiscover_tasks()`` has
+    not run, and inside one this check runs while the worker is importing them.
+    """
     from celery import current_app
 
     try:
-        return {name: task.run for name, task in current_app.tasks.items()}
+        tasks = dict(current_app.tasks)
     except Exception:  # noqa: BLE001 - a broken Celery app is reported elsewhere
         return {}
-
-
-def _selected(tasks: Iterable[str]) -> dict[str, Callable[..., Any]]:
-    selector = TaskSelector(tasks)
-    return {
-        name: run for name, run in _registered_task_functions().items() if selector.matches(name)
-    }
+    return {name: task.run for name, task in tasks.items() if not name.startswith("celery.")}
 
 
 def _check_tasks(tasks: tuple[str, ...], *, enabled: bool) -> list[checks.CheckMessage]:
@@ -131,19 +129,60 @@ def _check_tasks(tasks: tuple[str, ...], *, enabled: bool) -> list[checks.CheckM
                 obj=PREFIX + "TASKS",
             )
         )
-    registered = _registered_task_functions()
+    return found
+
+
+def registered_task_problems(
+    registered: dict[str, Callable[..., Any]], tasks: Iterable[str], key: object
+) -> list[checks.CheckMessage]:
+    """Problems only visible once every task is registered, as in a started worker.
+
+    A ``TASKS`` entry that matches no task (W002), and a key template field that a
+    selected task lacks (E002).
+    """
+    found: list[checks.CheckMessage] = []
     for pattern in tasks:
-        if registered and not pattern_problem(pattern):
-            selector = TaskSelector([pattern])
-            if not any(selector.matches(name) for name in registered):
-                found.append(
-                    checks.Warning(
-                        f"{PREFIX}TASKS: {pattern!r} matches no registered task.",
-                        hint="Check the task's name (celery -A proj inspect registered).",
-                        id="celery_parselog.W002",
-                        obj=PREFIX + "TASKS",
-                    )
+        selector = TaskSelector([pattern])
+        if not pattern_problem(pattern) and not any(selector.matches(n) for n in registered):
+            found.append(
+                checks.Warning(
+                    f"{PREFIX}TASKS: {pattern!r} matches no registered task.",
+                    hint="Check the task's name (celery -A proj inspect registered).",
+                    id="celery_parselog.W002",
+                    obj=PREFIX + "TASKS",
                 )
+            )
+    if isinstance(key, str):
+        found.extend(_check_key_fields(key, registered, tasks))
+    return found
+
+
+def _check_key_fields(
+    template: str, registered: dict[str, Callable[..., Any]], tasks: Iterable[str]
+) -> list[checks.CheckMessage]:
+    try:
+        names = {name.split(".")[0].split("[")[0] for name in template_fields(template)}
+    except ValueError:
+        return []  # reported as E003 by the template check
+    wanted = sorted(names - set(FIXED_FIELDS))
+    selector = TaskSelector(tasks)
+    found: list[checks.CheckMessage] = []
+    for task_name, run in registered.items():
+        if not selector.matches(task_name):
+            continue
+        parameters = set(inspect.signature(run).parameters)
+        absent = [name for name in wanted if name not in parameters]
+        if absent:
+            found.append(
+                _error(
+                    f"{PREFIX}KEY names {', '.join(absent)}, which task {task_name!r} "
+                    "does not have.",
+                    f"Fields are {', '.join(FIXED_FIELDS)} and the task's parameters "
+                    f"({', '.join(sorted(parameters)) or 'none'}).",
+                    "celery_parselog.E002",
+                    "KEY",
+                )
+            )
     return found
 
 
@@ -181,21 +220,7 @@ def _check_key_template(template: str, tasks: Iterable[str]) -> list[checks.Chec
                 "KEY",
             )
         )
-    wanted = sorted(names - set(FIXED_FIELDS))
-    for task_name, run in _selected(tasks).items():
-        parameters = set(inspect.signature(run).parameters)
-        absent = [name for name in wanted if name not in parameters]
-        if absent:
-            found.append(
-                _error(
-                    f"{PREFIX}KEY names {', '.join(absent)}, which task {task_name!r} "
-                    "does not have.",
-                    f"Fields are {', '.join(FIXED_FIELDS)} and the task's parameters "
-                    f"({', '.join(sorted(parameters)) or 'none'}).",
-                    "celery_parselog.E002",
-                    "KEY",
-                )
-            )
+    found.extend(_check_key_fields(template, _known_task_functions(), tasks))
     return found
 
 

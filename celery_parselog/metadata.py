@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from celery.backends.base import Backend, KeyValueStoreBackend
+from celery.backends.base import Backend, BaseKeyValueStoreBackend
 from celery.result import AsyncResult
 
 __all__ = ["ENTRY", "LogInfo", "ResultMetadata", "log_info"]
@@ -98,7 +98,7 @@ class ResultMetadata:
             meta = dict(getattr(request, "meta", None) or {})
             meta[ENTRY] = dict(entry)
             request.meta = meta
-        elif isinstance(backend, KeyValueStoreBackend):
+        elif isinstance(backend, BaseKeyValueStoreBackend):
             backend.set(_OWN_KEY_PREFIX + entry["task_id"], backend.encode(dict(entry)))
 
     def publish(self, task: Any, entry: Mapping[str, Any]) -> None:
@@ -107,7 +107,7 @@ class ResultMetadata:
         task_id = entry["task_id"]
         if _is_django_db(backend):
             self._publish_django_db(backend, task_id, entry)
-        elif isinstance(backend, KeyValueStoreBackend):
+        elif isinstance(backend, BaseKeyValueStoreBackend):
             backend.set(_OWN_KEY_PREFIX + task_id, backend.encode(dict(entry)))
             key = backend.get_key_for_task(task_id)
             raw = backend.get(key)
@@ -131,7 +131,7 @@ class ResultMetadata:
     def read(backend: Backend, task_id: str) -> dict[str, Any] | None:
         meta = backend.get_task_meta(task_id, cache=False)
         entry = meta.get(ENTRY) if isinstance(meta, Mapping) else None
-        if entry is None and isinstance(backend, KeyValueStoreBackend):
+        if entry is None and isinstance(backend, BaseKeyValueStoreBackend):
             raw = backend.get(_OWN_KEY_PREFIX + task_id)
             entry = backend.decode(raw) if raw else None
         return dict(entry) if isinstance(entry, Mapping) else None

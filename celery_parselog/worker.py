@@ -18,7 +18,14 @@ from click import Option
 from celery_parselog.conf import ParselogSettings, SettingError
 from celery_parselog.receivers import CaptureConfig, CaptureReceivers
 
-__all__ = ["active_receivers", "enable", "disable", "install", "on_worker_init"]
+__all__ = [
+    "active_receivers",
+    "disable",
+    "enable",
+    "install",
+    "on_worker_init",
+    "on_worker_ready",
+]
 
 logger = logging.getLogger("celery_parselog")
 
@@ -86,3 +93,22 @@ def on_worker_init(sender: Any = None, **_: Any) -> None:
         "celery-parselog captures tasks matching %s in this worker",
         ", ".join(patterns) or "nothing (CELERY_PARSELOG_TASKS is empty)",
     )
+
+
+def on_worker_ready(sender: Any = None, **_: Any) -> None:
+    """Receiver of ``worker_ready``: report what only a complete task registry shows.
+
+    Outside a worker the project's task modules are usually not imported yet, so
+    a pattern that matches nothing, or a key field a task lacks, is reported here.
+    """
+    if _receivers is None or sender is None:
+        return
+    from celery_parselog.checks import registered_task_problems
+
+    settings = ParselogSettings()
+    registered = {
+        name: task.run for name, task in sender.app.tasks.items() if not name.startswith("celery.")
+    }
+    for problem in registered_task_problems(registered, settings.tasks, settings.key):
+        level = logging.ERROR if problem.is_serious() else logging.WARNING
+        logger.log(level, "%s (%s) %s", problem.msg, problem.id, problem.hint)

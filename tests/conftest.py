@@ -24,6 +24,9 @@ def _restore_global_state() -> Iterator[None]:
     yield
     worker.disable()
     sys.stdout, sys.stderr = stdout, stderr
+    for name, lg in list(manager.loggerDict.items()):
+        if isinstance(lg, logging.Logger) and name not in saved:
+            lg.handlers.clear()  # loggers a test created keep nothing it attached
     for name, (handlers, level, propagate, disabled) in saved.items():
         lg = logging.getLogger(name or None)
         lg.handlers[:] = handlers

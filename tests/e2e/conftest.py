@@ -1,0 +1,187 @@
+"""Real parts for the end-to-end tests: a Redis server, moto's S3 server over HTTP, and
+``celery worker`` subprocesses of the project in ``tests/e2e/proj``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from celery import Celery
+from celery.result import AsyncResult
+
+REPO = Path(__file__).resolve().parents[2]
+BUCKET = "parselog-e2e"
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _require(program: str) -> str:
+    path = shutil.which(program)
+    if path is None:
+        # Never a silent skip: CI installs the program, and a missing one fails the run.
+        pytest.fail(f"{program} is not installed; the end-to-end tests need it (apt-get install redis-server)")
+    return path
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on port {port}")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A private Redis server on a free port, without persistence."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [_require("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port, process, "redis-server")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server over real HTTP, with the test bucket created."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    s3_client(endpoint).create_bucket(Bucket=BUCKET)
+    yield endpoint
+    server.stop()
+
+
+def s3_client(endpoint: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+
+
+@dataclass
+class Worker:
+    """A running worker subprocess, with a client app that talks to the same Redis."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    output: Path
+    client: Celery
+    env: dict[str, str]
+    state_dir: Path
+    queue: str
+
+    def send(self, task_name: str, *args: Any, **kwargs: Any) -> AsyncResult:
+        """Send a task to this worker's own queue, so workers of one test never share work."""
+        return self.client.send_task(task_name, args=args, kwargs=kwargs, queue=self.queue)
+
+    def log_text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+
+def _base_env(redis_url: str, s3_endpoint: str, state_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CELERY_", "DJANGO_"))}
+    env.update(
+        PYTHONPATH=str(REPO),
+        DJANGO_SETTINGS_MODULE="tests.e2e.proj.settings",
+        E2E_REDIS_URL=redis_url,
+        E2E_S3_ENDPOINT=s3_endpoint,
+        E2E_BUCKET=BUCKET,
+        E2E_STATE_DIR=str(state_dir),
+        # Keep any credentials of the machine's user out of the tests.
+        AWS_CONFIG_FILE=str(state_dir / "missing-aws-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(state_dir / "missing-aws-credentials"),
+    )
+    return env
+
+
+def migrate(env: dict[str, str]) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"],
+        cwd=REPO, env=env, check=True,
+    )
+
+
+@pytest.fixture
+def start_worker(
+    redis_url: str, s3_endpoint: str, tmp_path: Path
+) -> Iterator[Any]:
+    """Start ``celery worker`` subprocesses; each is shut down warmly at the end of the test."""
+    started: list[Worker] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Worker:
+        state_dir = tmp_path / f"state-{len(started)}"
+        state_dir.mkdir()
+        full_env = _base_env(redis_url, s3_endpoint, state_dir)
+        full_env.update(env or {})
+        migrate(full_env)
+        unique = uuid.uuid4().hex[:8]
+        name, queue = f"e2e-{unique}@localhost", f"e2e-{unique}"
+        output = state_dir / "worker.out"
+        with output.open("wb") as sink:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "tests.e2e.proj", "worker",
+                 "--loglevel", "INFO", "-n", name, "--without-gossip", "--without-mingle",
+                 "--without-heartbeat", "-Q", queue, *args],
+                cwd=REPO, env=full_env, stdout=sink, stderr=subprocess.STDOUT,
+            )
+        # The client reads results from Redis; a worker on another backend is read by a
+        # client process of its own (see read_django_db_meta.py).
+        client = Celery("e2e-client", broker=redis_url, backend=redis_url, set_as_current=False)
+        worker = Worker(name, process, output, client, full_env, state_dir, queue)
+        started.append(worker)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"worker exited with {process.returncode}:\n{worker.log_text()}")
+            if client.control.ping(destination=[name], timeout=0.5):
+                return worker
+        raise RuntimeError(f"worker did not become ready:\n{worker.log_text()}")
+
+    yield start
+
+    for worker in started:
+        if worker.process.poll() is None:
+            worker.process.send_signal(signal.SIGTERM)
+            try:
+                worker.process.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait(10)
+        worker.client.close()

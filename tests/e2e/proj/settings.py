@@ -1,0 +1,68 @@
+"""Settings of the end-to-end project; the tests choose servers and options through the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_env = os.environ
+_STATE = Path(_env.get("E2E_STATE_DIR", "/tmp/celery-parselog-e2e"))
+
+SECRET_KEY = "e2e-only-not-secret"
+USE_TZ = True
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django_celery_results",
+    "celery_parselog",
+]
+DATABASES = {
+    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(_STATE / "db.sqlite3")}
+}
+
+CELERY_BROKER_URL = _env.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = _env.get("E2E_RESULT_BACKEND", CELERY_BROKER_URL)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_EXTENDED = True
+
+STORAGES = {
+    "default": {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": _env.get("E2E_BUCKET", "parselog-e2e"),
+            "endpoint_url": _env.get("E2E_S3_ENDPOINT", "http://127.0.0.1:5000"),
+            "access_key": "testing",
+            "secret_key": "testing",
+            "region_name": "us-east-1",
+            "default_acl": "private",
+        },
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+CELERY_PARSELOG_ENABLED = _env.get("E2E_PARSELOG_ENABLED", "1") == "1"
+CELERY_PARSELOG_TASKS = ["tests.e2e.proj.tasks.parse"]
+CELERY_PARSELOG_KEY = "parsing_logs/{data_file_id}/{reparse_id}/{task_id}-{attempt}.log"
+CELERY_PARSELOG_FORMAT = _env.get("E2E_PARSELOG_FORMAT", "%(levelname)s %(name)s: %(message)s")
+CELERY_PARSELOG_SPOOL_DIR = str(_STATE / "spool")
+
+# Like a real deployment: a console handler, and a parsers logger that does not
+# propagate and writes to a rotating file of its own. Capture must leave both as they are.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "parsers_file": {
+            "class": "logging.handlers.RotatingFileHandler",
+            "filename": str(_STATE / "parsers.log"),
+            "maxBytes": 1_000_000,
+            "backupCount": 2,
+            "formatter": "plain",
+        },
+    },
+    "loggers": {
+        "e2eproj.parsers": {"handlers": ["parsers_file"], "level": "INFO", "propagate": False},
+    },
+}

@@ -1,0 +1,51 @@
+"""Tasks that log the way real parsers do: module loggers, a non-propagating logger,
+Celery's task logger, a root-level helper and ``print()``. None of them knows about
+celery-parselog."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from celery import shared_task
+from celery.utils.log import get_task_logger
+
+records = logging.getLogger("e2eproj.records")
+parsers = logging.getLogger("e2eproj.parsers")
+task_logger = get_task_logger("e2eproj.task")
+
+
+def log(message: str) -> None:
+    """A root-level helper, as older code bases have."""
+    logging.info(message)
+
+
+@shared_task
+def parse(
+    data_file_id: int,
+    reparse_id: int | None = None,
+    lines: int = 2,
+    fail: bool = False,
+    pause: float = 0.0,
+) -> dict[str, Any]:
+    started = time.time()
+    task_logger.info("parse start %s", data_file_id)
+    for number in range(lines):
+        records.info("record %d of file %s", number, data_file_id)
+        parsers.warning("bad record %d in file %s", number, data_file_id)
+        log(f"progress {number} file {data_file_id}")
+        print("printed", number, "file", data_file_id)
+        logging.getLogger("e2eproj.records").debug("debug %d is below the level", number)
+        if pause:
+            time.sleep(pause)
+    if fail:
+        raise ValueError(f"corrupt file {data_file_id}")
+    return {"file": data_file_id, "pid": os.getpid(), "started": started, "ended": time.time()}
+
+
+@shared_task
+def unselected(value: int) -> int:
+    records.info("unselected task %s", value)
+    return value

@@ -1,0 +1,588 @@
+"""Unit tests for celery_parselog.keys: rendering, sanitizing and normalizing storage keys."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from celery_parselog.keys import (
+    KeyContext,
+    KeyRenderError,
+    bind_arguments,
+    normalize_key,
+    render_key,
+    sanitize_component,
+    template_fields,
+)
+
+TASK_ID = "0f8e4c1a-2b3d-4e5f-8a9b-0c1d2e3f4a5b"
+STARTED = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+def make_context(
+    *,
+    arguments: Mapping[str, Any] | None = None,
+    task_id: str = TASK_ID,
+    attempt: int = 1,
+    root_id: str | None = None,
+    task_name: str = "tests.parse",
+) -> KeyContext:
+    """A KeyContext for one run of ``tests.parse`` started at a fixed time."""
+    return KeyContext(
+        task_name=task_name,
+        task_id=task_id,
+        attempt=attempt,
+        root_id=root_id,
+        started=STARTED,
+        arguments=dict(arguments or {}),
+    )
+
+
+def segments(key: str) -> list[str]:
+    """The ``/``-separated parts of a key."""
+    return key.split("/")
+
+
+class BrokenFormat:
+    """A value whose ``__format__`` raises."""
+
+    def __format__(self, spec: str) -> str:
+        raise RuntimeError("no format")
+
+
+class BrokenStr:
+    """A value whose ``__str__`` and ``__repr__`` raise (default ``format`` calls ``str``)."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+# -- templates: fixed fields ---------------------------------------------------------
+
+
+def test_template_renders_fixed_fields() -> None:
+    """A template is filled with task name, task id, attempt and root id."""
+    key = render_key(
+        "{task_name}/{root_id}/{task_id}-{attempt}.log",
+        make_context(attempt=3, root_id="root-7"),
+        compressed=False,
+    )
+    assert key == f"tests.parse/root-7/{TASK_ID}-3.log"
+
+
+def test_template_root_id_falls_back_to_task_id() -> None:
+    """Without a root id, ``{root_id}`` renders the run's own task id."""
+    key = render_key("{root_id}/{task_id}-{attempt}.log", make_context(), compressed=False)
+    assert key == f"{TASK_ID}/{TASK_ID}-1.log"
+
+
+def test_started_without_spec_uses_compact_utc_stamp() -> None:
+    """``{started}`` without a format spec renders as ``%Y%m%dT%H%M%SZ``."""
+    key = render_key("{started}/{task_id}-{attempt}.log", make_context(), compressed=False)
+    assert key == f"20240102T030405Z/{TASK_ID}-1.log"
+
+
+def test_started_with_spec_keeps_slashes() -> None:
+    """``{started:%Y/%m/%d}`` is trusted, so its slashes make folders."""
+    key = render_key(
+        "logs/{started:%Y/%m/%d}/{task_id}-{attempt}.log", make_context(), compressed=False
+    )
+    assert key == f"logs/2024/01/02/{TASK_ID}-1.log"
+    assert segments(key) == ["logs", "2024", "01", "02", f"{TASK_ID}-1.log"]
+
+
+def test_started_spec_loses_control_characters() -> None:
+    """Control characters in the ``started`` format spec are removed from the key."""
+    key = render_key(
+        "logs/{started:%Y\x01\x7f-%H}/{task_id}-{attempt}.log", make_context(), compressed=False
+    )
+    assert key == f"logs/2024-03/{TASK_ID}-1.log"
+
+
+def test_default_template_renders() -> None:
+    """The shipped default template gives the documented layout."""
+    from celery_parselog.conf import DEFAULT_KEY
+
+    key = render_key(DEFAULT_KEY, make_context(attempt=2), compressed=True)
+    assert key == f"parselog/tests.parse/2024/01/02/{TASK_ID}-2.log.gz"
+
+
+def test_arguments_cannot_shadow_fixed_fields() -> None:
+    """A task parameter named like a fixed field does not replace the run's real value."""
+    context = make_context(arguments={"task_id": "../evil", "attempt": 99, "task_name": "x"})
+    key = render_key("{task_name}/{task_id}-{attempt}.log", context, compressed=False)
+    assert key == f"tests.parse/{TASK_ID}-1.log"
+
+
+# -- templates: task parameters ------------------------------------------------------
+
+
+def _parse(customer: str, region: str = "eu", *, dry_run: bool = False) -> None:
+    """A task body used to bind arguments."""
+
+
+def test_template_uses_parameters_bound_with_defaults() -> None:
+    """Parameters not passed in the call render with their default values."""
+    arguments = bind_arguments(_parse, ("acme",), {})
+    key = render_key(
+        "{customer}/{region}/{dry_run}/{task_id}-{attempt}.log",
+        make_context(arguments=arguments),
+        compressed=False,
+    )
+    assert key == f"acme/eu/False/{TASK_ID}-1.log"
+
+
+def test_template_uses_parameters_passed_by_keyword() -> None:
+    """Keyword arguments bind to their parameters and override defaults."""
+    arguments = bind_arguments(_parse, (), {"customer": "globex", "region": "us", "dry_run": True})
+    key = render_key(
+        "{customer}/{region}/{dry_run}/{task_id}-{attempt}.log",
+        make_context(arguments=arguments),
+        compressed=False,
+    )
+    assert key == f"globex/us/True/{TASK_ID}-1.log"
+
+
+def test_template_supports_attribute_and_index_lookups() -> None:
+    """``{obj.attr}`` and ``{mapping[key]}`` fields read into argument values."""
+
+    class Order:
+        number = "A-17"
+
+    context = make_context(arguments={"order": Order(), "meta": {"shop": "north"}})
+    key = render_key("{meta[shop]}/{order.number}/{task_id}-{attempt}", context, compressed=False)
+    assert key == f"north/A-17/{TASK_ID}-1"
+
+
+def test_bind_arguments_applies_defaults() -> None:
+    """Every parameter is named, with defaults filled in."""
+    assert bind_arguments(_parse, ("acme",), {}) == {
+        "customer": "acme",
+        "region": "eu",
+        "dry_run": False,
+    }
+
+
+def test_bind_arguments_names_var_positional_and_var_keyword() -> None:
+    """Extra positional and keyword arguments are gathered under ``*args``/``**kwargs`` names."""
+
+    def run(first: int, *rest: int, **options: str) -> None:
+        """A task body with variadic parameters."""
+
+    assert bind_arguments(run, (1, 2, 3), {"mode": "fast"}) == {
+        "first": 1,
+        "rest": (2, 3),
+        "options": {"mode": "fast"},
+    }
+
+
+def test_bind_arguments_keeps_keywords_when_call_does_not_fit() -> None:
+    """A call that does not match the signature keeps only the keyword arguments as given."""
+    assert bind_arguments(_parse, ("a", "b", "c"), {"extra": 1}) == {"extra": 1}
+    assert bind_arguments(_parse, (), {}) == {}
+
+
+def test_bind_arguments_unreadable_signature_keeps_keywords() -> None:
+    """A callable whose signature cannot be read falls back to the keyword arguments."""
+
+    class Unreadable:
+        __signature__ = "not a signature"
+
+        def __call__(self, *args: Any, **kwargs: Any) -> None:
+            """Accept anything."""
+
+    assert bind_arguments(Unreadable(), ("x",), {"sep": "-"}) == {"sep": "-"}
+
+
+# -- sanitization of interpolated values ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "component"),
+    [
+        ("../../etc/passwd", "____etc_passwd"),
+        ("/etc/passwd", "_etc_passwd"),
+        ("..\\..\\windows\\system32", "____windows_system32"),
+        ("a\x00b\nc\x7fd", "a_b_c_d"),
+        (".hidden", "_hidden"),
+        ("a..b", "a_b"),
+        ("..", "_"),
+        (".", "_"),
+        ("...x", "_x"),
+        ("", "_"),
+        (None, "None"),
+        (42, "42"),
+        ("two words\ttab", "two_words_tab"),
+        ("café", "caf_"),
+        ("ok-Name_1.2=+@,~", "ok-Name_1.2=+@,~"),
+    ],
+)
+def test_template_values_are_sanitized(value: object, component: str) -> None:
+    """Each interpolated value becomes one safe name component, never a path."""
+    key = render_key(
+        "logs/{value}/{task_id}-{attempt}.log",
+        make_context(arguments={"value": value}),
+        compressed=False,
+    )
+    assert key == f"logs/{component}/{TASK_ID}-1.log"
+    assert len(segments(key)) == 3
+
+
+def test_sanitized_components_never_escape() -> None:
+    """No sanitized value contains a separator, a control byte, or starts with a dot."""
+    nasty = ["../..", "/", "\\", "\x00", ".", "..", "...", "a/../b", " ", "\r\n", ".x./..y"]
+    for value in nasty:
+        component = sanitize_component(value)
+        assert component
+        assert "/" not in component
+        assert "\\" not in component
+        assert ".." not in component
+        assert not component.startswith(".")
+        assert not re.search(r"[\x00-\x1f\x7f\s]", component)
+
+
+def test_value_of_exactly_max_length_is_kept() -> None:
+    """A 120-character safe value is kept unchanged, without a hash."""
+    value = "v" * 120
+    assert sanitize_component(value) == value
+
+
+def test_long_values_are_cut_with_hash_suffix() -> None:
+    """Values over 120 characters are cut to 120 with a 12-hex-digit hash suffix."""
+    component = sanitize_component("a" * 121)
+    assert len(component) == 120
+    assert re.fullmatch(r"a{107}-[0-9a-f]{12}", component)
+
+
+def test_long_values_stay_distinct() -> None:
+    """Long values that share their first 120 characters still render to different keys."""
+    first = "x" * 500
+    second = "x" * 499 + "y"
+    keys = {
+        render_key(
+            "{value}/{task_id}-{attempt}.log",
+            make_context(arguments={"value": value}),
+            compressed=False,
+        )
+        for value in (first, second)
+    }
+    assert len(keys) == 2
+    for key in keys:
+        assert len(segments(key)[0]) == 120
+
+
+def test_long_values_hash_is_deterministic() -> None:
+    """The same long value always gives the same component."""
+    value = "é/x" * 100
+    assert sanitize_component(value) == sanitize_component(value)
+    assert len(sanitize_component(value)) == 120
+
+
+def test_long_values_differing_only_in_unsafe_characters_stay_distinct() -> None:
+    """Values that sanitize to the same prefix but differ in the original get different hashes."""
+    first = "a/" * 80
+    second = "a\\" * 80
+    assert sanitize_component(first) != sanitize_component(second)
+
+
+# -- key functions -------------------------------------------------------------------
+
+
+def test_key_function_receives_the_context() -> None:
+    """The key function is called with the very KeyContext given to render_key."""
+    seen: list[KeyContext] = []
+    context = make_context(arguments={"customer": "acme"})
+
+    def key(ctx: KeyContext) -> str:
+        seen.append(ctx)
+        return f"runs/{ctx.arguments['customer']}/{ctx.task_id}-{ctx.attempt}.log"
+
+    assert render_key(key, context, compressed=False) == f"runs/acme/{TASK_ID}-1.log"
+    assert seen == [context]
+
+
+def test_key_function_without_task_id_gets_it_added() -> None:
+    """A key function omitting the task id gets ``-<task id>-<attempt>`` before the extension."""
+    key = render_key(lambda ctx: "logs/run.log", make_context(attempt=2), compressed=False)
+    assert key == f"logs/run-{TASK_ID}-2.log"
+
+
+def test_key_function_without_task_id_or_extension() -> None:
+    """Without an extension the task id and attempt are appended to the name."""
+    key = render_key(lambda ctx: "run", make_context(), compressed=False)
+    assert key == f"run-{TASK_ID}-1"
+
+
+def test_key_function_task_id_in_folder_is_kept() -> None:
+    """A key that already contains the task id anywhere is left as it is."""
+    key = render_key(lambda ctx: f"logs/{ctx.task_id}/run.log", make_context(), compressed=False)
+    assert key == f"logs/{TASK_ID}/run.log"
+
+
+def test_template_without_task_id_gets_it_added() -> None:
+    """A template lacking ``{task_id}`` still yields a key holding the task id."""
+    key = render_key("logs/{task_name}/run.txt", make_context(attempt=4), compressed=False)
+    assert key == f"logs/tests.parse/run-{TASK_ID}-4.txt"
+
+
+@pytest.mark.parametrize(
+    ("returned", "expected"),
+    [
+        ("../../etc/passwd", f"_/_/etc/passwd-{TASK_ID}-1"),
+        ("/abs/run.log", f"abs/run-{TASK_ID}-1.log"),
+        ("dir\\sub\\run.log", f"dir/sub/run-{TASK_ID}-1.log"),
+        ("a b/c\x00d.log", f"a_b/cd-{TASK_ID}-1.log"),
+        ("logs//./run.log", f"logs/_/run-{TASK_ID}-1.log"),
+        ("logs/.hidden", f"logs/_hidden-{TASK_ID}-1"),
+    ],
+)
+def test_key_function_result_is_normalized_and_sanitized(returned: str, expected: str) -> None:
+    """A key function's result is made relative, free of ``..`` and sanitized per segment."""
+    assert render_key(lambda ctx: returned, make_context(), compressed=False) == expected
+
+
+# -- compression suffix --------------------------------------------------------------
+
+
+def test_compressed_appends_gz() -> None:
+    """A compressed log's key ends in ``.gz``."""
+    key = render_key("{task_id}-{attempt}.log", make_context(), compressed=True)
+    assert key == f"{TASK_ID}-1.log.gz"
+
+
+def test_compressed_does_not_double_gz() -> None:
+    """A key that already ends in ``.gz`` gets no second one."""
+    key = render_key(lambda ctx: f"{ctx.task_id}.log.gz", make_context(), compressed=True)
+    assert key == f"{TASK_ID}.log.gz"
+
+
+def test_uncompressed_adds_no_gz() -> None:
+    """An uncompressed log's key has no ``.gz`` added."""
+    key = render_key("{task_id}-{attempt}.log", make_context(), compressed=False)
+    assert not key.endswith(".gz")
+
+
+# -- KeyRenderError ------------------------------------------------------------------
+
+
+def test_unknown_field_raises_key_render_error() -> None:
+    """A template field that is neither fixed nor a parameter raises KeyRenderError naming it."""
+    with pytest.raises(KeyRenderError, match="customer") as caught:
+        render_key("{customer}/{task_id}-{attempt}", make_context(), compressed=False)
+    assert isinstance(caught.value.__cause__, KeyError)
+
+
+@pytest.mark.parametrize("template", ["{}/{task_id}", "{0}/{task_id}"])
+def test_positional_fields_raise_key_render_error(template: str) -> None:
+    """Positional fields have nothing to fill them and raise KeyRenderError."""
+    with pytest.raises(KeyRenderError):
+        render_key(template, make_context(), compressed=False)
+
+
+def test_missing_attribute_raises_key_render_error() -> None:
+    """A template reading a missing attribute raises KeyRenderError."""
+    with pytest.raises(KeyRenderError, match="cannot be rendered"):
+        render_key(
+            "{value.nope}/{task_id}",
+            make_context(arguments={"value": "text"}),
+            compressed=False,
+        )
+
+
+def test_malformed_template_raises_key_render_error() -> None:
+    """An unbalanced brace in the template raises KeyRenderError, not ValueError."""
+    with pytest.raises(KeyRenderError):
+        render_key("{task_id", make_context(), compressed=False)
+
+
+def test_broken_format_raises_key_render_error() -> None:
+    """A value whose ``__format__`` raises gives KeyRenderError naming its type."""
+    with pytest.raises(KeyRenderError, match="BrokenFormat") as caught:
+        render_key(
+            "{value}/{task_id}",
+            make_context(arguments={"value": BrokenFormat()}),
+            compressed=False,
+        )
+    assert isinstance(caught.value.__cause__, RuntimeError)
+
+
+def test_broken_str_raises_key_render_error() -> None:
+    """A value whose ``__str__`` raises (reached through ``format``) gives KeyRenderError."""
+    with pytest.raises(KeyRenderError, match="BrokenStr"):
+        render_key(
+            "{value}/{task_id}",
+            make_context(arguments={"value": BrokenStr()}),
+            compressed=False,
+        )
+
+
+def test_bad_format_spec_raises_key_render_error() -> None:
+    """A format spec the value rejects gives KeyRenderError."""
+    with pytest.raises(KeyRenderError, match="int"):
+        render_key("{attempt:%Y}/{task_id}", make_context(), compressed=False)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="render_key lets exceptions from !s/!r conversions and from indexing a "
+    "non-subscriptable value escape instead of raising KeyRenderError",
+)
+@pytest.mark.parametrize(
+    ("template", "value"),
+    [
+        ("{value!s}/{task_id}", BrokenStr()),
+        ("{value!r}/{task_id}", BrokenStr()),
+        ("{value[0]}/{task_id}", 5),
+    ],
+)
+def test_conversion_and_index_failures_raise_key_render_error(template: str, value: object) -> None:
+    """Any failure rendering a template value is reported as KeyRenderError."""
+    with pytest.raises(KeyRenderError):
+        render_key(template, make_context(arguments={"value": value}), compressed=False)
+
+
+def test_key_function_raising_gives_key_render_error() -> None:
+    """An exception from the key function is wrapped in KeyRenderError, chained."""
+
+    def key(ctx: KeyContext) -> str:
+        raise LookupError("no customer")
+
+    with pytest.raises(KeyRenderError, match="no customer") as caught:
+        render_key(key, make_context(), compressed=False)
+    assert isinstance(caught.value.__cause__, LookupError)
+
+
+@pytest.mark.parametrize("returned", [None, b"logs/run.log", 42, ["logs"]])
+def test_key_function_returning_non_str_gives_key_render_error(returned: object) -> None:
+    """A key function returning anything but str raises KeyRenderError naming the type."""
+
+    def key(ctx: KeyContext) -> Any:
+        return returned
+
+    with pytest.raises(KeyRenderError, match=f"returned {type(returned).__name__}, not str"):
+        render_key(key, make_context(), compressed=False)
+
+
+@pytest.mark.parametrize("returned", ["", "/", "//", "\x00", " / "])
+def test_key_function_returning_empty_key_gives_key_render_error(returned: str) -> None:
+    """A key that normalizes to nothing raises KeyRenderError."""
+    with pytest.raises(KeyRenderError, match="empty"):
+        render_key(lambda ctx: returned, make_context(), compressed=True)
+
+
+def test_template_rendering_to_nothing_gives_key_render_error() -> None:
+    """A template that normalizes to nothing raises KeyRenderError."""
+    with pytest.raises(KeyRenderError, match="empty"):
+        render_key("//", make_context(), compressed=False)
+
+
+# -- unsanitized task ids (bugs) and nested format specs ---------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_ensure_task_id inserts the raw, unsanitized task id, so a custom task id "
+    "such as '../../etc' puts '..' segments into the key",
+)
+def test_added_task_id_cannot_climb() -> None:
+    """A task id added by render_key cannot introduce ``..`` segments."""
+    key = render_key(
+        lambda ctx: "logs/run.log", make_context(task_id="../../etc"), compressed=False
+    )
+    assert ".." not in segments(key)
+    assert "." not in segments(key)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_ensure_task_id compares the raw task id with the sanitized key, so a task id "
+    "with unsafe characters is appended a second time, raw",
+)
+def test_template_with_unsafe_task_id_is_rendered_once() -> None:
+    """A template holding ``{task_id}`` renders the (sanitized) id once and nothing raw."""
+    key = render_key(
+        "{task_name}/{task_id}-{attempt}.log", make_context(task_id="a b"), compressed=False
+    )
+    assert key == "tests.parse/a_b-1.log"
+
+
+def test_argument_in_started_spec_is_sanitized() -> None:
+    """An argument interpolated into the ``started`` spec is sanitized before it is used."""
+    key = render_key(
+        "logs/{started:{dest}}/{task_id}-{attempt}.log",
+        make_context(arguments={"dest": "a b/c d"}),
+        compressed=False,
+    )
+    assert key == f"logs/a_b_c_d/{TASK_ID}-1.log"
+
+
+# -- normalize_key -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "normalized"),
+    [
+        ("/abs/path.log", "abs/path.log"),
+        ("a//b", "a/b"),
+        ("a/./b", "a/_/b"),
+        ("a/../b", "a/_/b"),
+        ("../../etc/passwd", "_/_/etc/passwd"),
+        (".../x", "_/x"),
+        ("a\\b\\c", "a/b/c"),
+        ("C:\\logs\\x", "C:/logs/x"),
+        ("a\x00b/c\x1f\x7f", "ab/c"),
+        (" a / b ", "a/b"),
+        ("/ .. /x", "_/x"),
+        ("", ""),
+        ("///", ""),
+        ("logs/run.log", "logs/run.log"),
+    ],
+)
+def test_normalize_key(key: str, normalized: str) -> None:
+    """normalize_key makes keys relative and free of dot segments, backslashes and control bytes."""
+    assert normalize_key(key) == normalized
+
+
+def test_normalize_key_is_idempotent() -> None:
+    """Normalizing an already normalized key changes nothing."""
+    once = normalize_key("/x/../y\\.\\z\x00/")
+    assert normalize_key(once) == once
+
+
+# -- template_fields -----------------------------------------------------------------
+
+
+def test_template_fields_in_order() -> None:
+    """Field names are listed in order of appearance, repeats included."""
+    assert template_fields("{task_name}/{started:%Y}/{customer}/{task_id}-{task_id}") == [
+        "task_name",
+        "started",
+        "customer",
+        "task_id",
+        "task_id",
+    ]
+
+
+def test_template_fields_keeps_attribute_and_index_forms() -> None:
+    """Attribute and index fields are returned as written."""
+    assert template_fields("{order.number}/{meta[shop]}") == ["order.number", "meta[shop]"]
+
+
+@pytest.mark.parametrize("template", ["logs/run.log", "{{literal}}/x", ""])
+def test_template_fields_none(template: str) -> None:
+    """A template without placeholders has no fields."""
+    assert template_fields(template) == []
+
+
+@pytest.mark.parametrize("template", ["{task_id", "task_id}", "{task_id}}", "x/{a:{b}"])
+def test_template_fields_malformed_raises_value_error(template: str) -> None:
+    """A malformed template raises ValueError."""
+    with pytest.raises(ValueError, match=r"'[{}]'|Single|unmatched|expected"):
+        template_fields(template)
