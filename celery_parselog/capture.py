@@ -71,7 +71,9 @@ class RunCapture:
             prefix=f"{sanitize_component(task_id)}-{attempt}-", suffix=suffix, dir=spool_dir
         )
         self.path = Path(name)
-        self._raw: IO[bytes] = os.fdopen(descriptor, "wb", buffering=0 if not compress_level else -1)
+        self._raw: IO[bytes] = os.fdopen(
+            descriptor, "wb", buffering=0 if not compress_level else -1
+        )
         self._gzip: gzip.GzipFile | None = None
         self._out: IO[bytes] = self._raw
         if compress_level:
@@ -133,9 +135,7 @@ class RunCapture:
         level = logging.WARNING if stream == "stderr" else logging.INFO
         if level < self.levelno or not self.allows_logger(stream):
             return
-        self.emit(
-            logging.LogRecord(stream, level, "", 0, line.rstrip("\r"), None, None, func=None)
-        )
+        self.emit(logging.LogRecord(stream, level, "", 0, line.rstrip("\r"), None, None, func=None))
 
     def emit_exception(self, error: BaseException) -> None:
         """Record a failure whose traceback no logger wrote (for example when Celery's is muted)."""

@@ -2,7 +2,7 @@
 
 =====================  ===============================================================
 ``celery_parselog.E001``  ``STORAGE`` names no alias in ``STORAGES``
-``celery_parselog.E002``  ``KEY`` names a field that a selected task does not have (also logged by a starting worker)
+``celery_parselog.E002``  ``KEY`` names a field a selected task lacks (also at worker start)
 ``celery_parselog.E003``  ``KEY`` is malformed, or its key function cannot be imported
 ``celery_parselog.E004``  ``KEY`` lacks ``{task_id}`` or ``{attempt}``, so runs could collide
 ``celery_parselog.E005``  ``LEVEL`` is not a logging level
@@ -11,7 +11,7 @@
 ``celery_parselog.E008``  a setting has a value of the wrong type
 ``celery_parselog.E009``  ``SPOOL_DIR`` cannot be created or written
 ``celery_parselog.W001``  capture is on but ``TASKS`` is empty
-``celery_parselog.W002``  a ``TASKS`` entry matches no registered task (logged by a starting worker)
+``celery_parselog.W002``  a ``TASKS`` entry matches no registered task (worker start)
 =====================  ===============================================================
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from django.apps import AppConfig
@@ -42,9 +43,7 @@ def _error(message: str, hint: str, check_id: str, key: str) -> checks.CheckMess
     return checks.Error(message, hint=hint, id=check_id, obj=PREFIX + key)
 
 
-def _read(
-    found: list[checks.CheckMessage], read: Callable[[], Any]
-) -> Any:
+def _read(found: list[checks.CheckMessage], read: Callable[[], Any]) -> Any:
     """Read one setting, turning a validation error into a check message."""
     try:
         return read()
@@ -71,7 +70,12 @@ def check_settings(
     fmt = _read(found, lambda: settings.format)
     if fmt is not None and (problem := format_problem(fmt)):
         found.append(
-            _error(problem, 'Use %-style fields of LogRecord, or "json".', "celery_parselog.E007", "FORMAT")
+            _error(
+                problem,
+                'Use %-style fields of LogRecord, or "json".',
+                "celery_parselog.E007",
+                "FORMAT",
+            )
         )
     alias = _read(found, lambda: settings.storage)
     if alias is not None and alias not in storages.backends:
@@ -224,19 +228,16 @@ def _check_key_template(template: str, tasks: Iterable[str]) -> list[checks.Chec
     return found
 
 
-def _check_spool_dir(path: os.PathLike[str]) -> list[checks.CheckMessage]:
-    target = os.fspath(path)
+def _check_spool_dir(path: Path) -> list[checks.CheckMessage]:
+    target = Path(path).absolute()
     existing = target
-    while not os.path.exists(existing):
-        parent = os.path.dirname(existing)
-        if parent == existing:
-            break
-        existing = parent
-    if os.path.isdir(existing) and os.access(existing, os.W_OK | os.X_OK):
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
         return []
     return [
         _error(
-            f"{PREFIX}SPOOL_DIR: {target!r} cannot be created or written.",
+            f"{PREFIX}SPOOL_DIR: {str(target)!r} cannot be created or written.",
             "Point it at a folder on local disk that the worker's user can write.",
             "celery_parselog.E009",
             "SPOOL_DIR",

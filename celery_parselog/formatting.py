@@ -22,9 +22,9 @@ _TASK_FIELDS = ("%(task_id)", "%(task_name)")
 
 
 class TextFormatter(logging.Formatter):
-    """A plain ``logging.Formatter`` in UTC that also knows ``%(task_id)s`` and ``%(task_name)s``."""
+    """A ``logging.Formatter`` in UTC that also knows ``%(task_id)s`` and ``%(task_name)s``."""
 
-    converter = time.gmtime
+    converter = staticmethod(time.gmtime)
     default_msec_format = "%s.%03dZ"
 
     def __init__(self, fmt: str, *, task_id: str, task_name: str) -> None:
@@ -76,7 +76,13 @@ class JsonLinesFormatter(logging.Formatter):
         }
         if extra:
             line["extra"] = extra
-        return json.dumps(line, default=_json_fallback, ensure_ascii=False)
+        try:
+            return json.dumps(line, default=_json_fallback, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError):
+            # Extras JSON cannot hold as they are (non-string keys, cycles, NaN):
+            # keep the line, with each such value written as its repr.
+            line["extra"] = {str(name): _json_fallback(value) for name, value in extra.items()}
+            return json.dumps(line, ensure_ascii=False)
 
 
 def _json_fallback(value: object) -> str:

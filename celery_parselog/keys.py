@@ -68,7 +68,7 @@ class _KeyFormatter(string.Formatter):
             return _CONTROL.sub("", format(value, format_spec))
         try:
             text = format(value, format_spec)
-        except Exception as error:  # noqa: BLE001 - any broken __format__ or __str__
+        except Exception as error:
             raise KeyRenderError(
                 f"a value of type {type(value).__name__} cannot be formatted: {error!r}"
             ) from error
@@ -95,7 +95,7 @@ def sanitize_component(text: str) -> str:
 
 
 def normalize_key(key: str) -> str:
-    """Make a whole key relative and free of ``.``/``..`` segments, backslashes and control bytes."""
+    """Make a key relative, free of ``.``/``..`` segments, backslashes and control bytes."""
     segments = []
     for raw in _CONTROL.sub("", key).replace("\\", "/").split("/"):
         segment = raw.strip()
@@ -131,12 +131,17 @@ def bind_arguments(
 
 
 def _ensure_task_id(key: str, context: KeyContext) -> str:
-    """Keep runs apart even when a key function forgets the task id."""
-    if context.task_id in key:
+    """Keep runs apart even when a key function forgets the task id.
+
+    The id is looked for as it appears once sanitized, and as a whole token, so a
+    short custom id cannot be "found" inside some other word of the key.
+    """
+    task_id = sanitize_component(context.task_id)
+    if re.search(rf"(?<![A-Za-z0-9]){re.escape(task_id)}(?![A-Za-z0-9])", key):
         return key
     head, slash, name = key.rpartition("/")
     stem, dot, extension = name.partition(".")
-    unique = f"{stem}-{context.task_id}-{context.attempt}"
+    unique = f"{stem}-{task_id}-{context.attempt}"
     return f"{head}{slash}{unique}{dot}{extension}"
 
 
@@ -147,7 +152,7 @@ def render_key(
     if callable(key):
         try:
             rendered = key(context)
-        except Exception as error:  # noqa: BLE001 - the host's function may fail in any way
+        except Exception as error:
             raise KeyRenderError(f"the key function raised {error!r}") from error
         if not isinstance(rendered, str):
             raise KeyRenderError(f"the key function returned {type(rendered).__name__}, not str")
@@ -165,10 +170,14 @@ def render_key(
         )
         try:
             rendered = _FORMATTER.vformat(key, (), values)
+        except KeyRenderError:
+            raise
         except KeyError as error:
-            raise KeyRenderError(f"the key template names {error}, which this task lacks") from error
-        except (ValueError, IndexError, AttributeError) as error:
-            raise KeyRenderError(f"the key template cannot be rendered: {error}") from error
+            raise KeyRenderError(
+                f"the key template names {error}, which this task lacks"
+            ) from error
+        except Exception as error:
+            raise KeyRenderError(f"the key template cannot be rendered: {error!r}") from error
         rendered = normalize_key(rendered)
     if not rendered:
         raise KeyRenderError("the key is empty")

@@ -82,8 +82,7 @@ class LogInfo:
 
 def _is_django_db(backend: Backend) -> bool:
     return any(
-        cls.__module__ == "django_celery_results.backends.database"
-        for cls in type(backend).__mro__
+        cls.__module__ == "django_celery_results.backends.database" for cls in type(backend).__mro__
     )
 
 
@@ -137,7 +136,7 @@ class ResultMetadata:
         return dict(entry) if isinstance(entry, Mapping) else None
 
 
-def log_info(result: AsyncResult, wait: float = 0.0, *, poll: float = 0.05) -> LogInfo | None:
+def log_info(result: AsyncResult[Any], wait: float = 0.0, *, poll: float = 0.05) -> LogInfo | None:
     """The log of a task run, read through its result backend.
 
     Returns ``None`` when the task has no log (it was not captured, ran in eager

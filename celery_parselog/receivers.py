@@ -1,4 +1,4 @@
-"""Celery signal receivers that open a run's capture at ``task_prerun`` and store it at ``task_postrun``.
+"""Receivers that open a run's capture at ``task_prerun`` and store it at ``task_postrun``.
 
 They are connected only in worker processes where capture is on (see
 :mod:`celery_parselog.worker`), so web processes, shells, beat and clients pay
@@ -27,7 +27,7 @@ from celery_parselog.keys import KeyContext, KeyRenderError, bind_arguments, ren
 from celery_parselog.metadata import FAILED, PENDING, STORED, ResultMetadata
 from celery_parselog.routing import CaptureRouter, LoggerSelection, current_run
 from celery_parselog.selection import TaskSelector
-from celery_parselog.storage import UploadError, store_log, storage_uri
+from celery_parselog.storage import UploadError, storage_uri, store_log
 
 __all__ = ["CaptureConfig", "CaptureReceivers"]
 
@@ -119,10 +119,12 @@ class CaptureReceivers:
             return
         try:
             self._start(str(task_id), task, tuple(args or ()), dict(kwargs or {}))
-        except Exception:  # noqa: BLE001 - capture must never fail the task
+        except Exception:
             logger.exception("Could not start capturing %s[%s]", task.name, task_id)
 
-    def _start(self, task_id: str, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def _start(
+        self, task_id: str, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         request = task.request
         if getattr(request, "is_eager", False):
             return  # eager runs happen in the caller's process, not in a worker
@@ -159,7 +161,7 @@ class CaptureReceivers:
         self._warn_if_levels_hide_records()
         try:
             self.results.mark_pending(task, self._entry(task_id, key, attempt, started, PENDING))
-        except Exception:  # noqa: BLE001 - a backend hiccup must not stop the capture
+        except Exception:
             logger.exception("Could not record the pending log of %s[%s]", task.name, task_id)
         token = self.router.enter(capture)
         self._runs[id(capture)] = _ActiveRun(capture, token, key, started)
@@ -209,13 +211,17 @@ class CaptureReceivers:
             return
         try:
             self._finish(active, task, retval, state)
-        except Exception:  # noqa: BLE001 - capture must never fail the task
+        except Exception:
             logger.exception("Could not finish capturing %s[%s]", capture.task_name, task_id)
 
     def _finish(self, active: _ActiveRun, task: Any, retval: Any, state: str | None) -> None:
         capture = active.capture
         self.router.leave(active.token)
-        if state == states.FAILURE and isinstance(retval, BaseException) and not capture.saw_exception:
+        if (
+            state == states.FAILURE
+            and isinstance(retval, BaseException)
+            and not capture.saw_exception
+        ):
             capture.emit_exception(retval)
         capture.close()
         finished = datetime.now(timezone.utc)
@@ -247,9 +253,11 @@ class CaptureReceivers:
             capture.discard()
         try:
             self.results.publish(task, entry)
-        except Exception:  # noqa: BLE001 - the log is stored; only its pointer is missing
+        except Exception:
             logger.exception(
-                "Could not record the log of %s[%s] on its result", capture.task_name, capture.task_id
+                "Could not record the log of %s[%s] on its result",
+                capture.task_name,
+                capture.task_id,
             )
 
     def _planned_uri(self, key: str) -> str:

@@ -15,6 +15,7 @@ makes whole lines impossible to rebuild from log records.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -76,7 +77,7 @@ class _RoutingHandler(logging.Handler):
         super().__init__()
         self._allows = selection.allows
 
-    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+    def handle(self, record: logging.LogRecord) -> bool:
         # Overridden to skip logging.Handler's lock: that lock is shared by every
         # thread, while each run has a lock of its own.
         run = _current_run.get()
@@ -98,7 +99,7 @@ class _RoutingHandler(logging.Handler):
 
 
 class _StreamTee:
-    """Stands in for ``sys.stdout``/``sys.stderr``: copies text to the current run, then passes it on."""
+    """Stands in for ``sys.stdout``/``sys.stderr``: copies text to the current run, passes it on."""
 
     def __init__(self, wrapped: TextIO, stream: str) -> None:
         self.wrapped = wrapped
@@ -108,10 +109,9 @@ class _StreamTee:
         run = _current_run.get()
         if run is None or not isinstance(text, str):
             return self.wrapped.write(text)
-        try:
+        # Printing must keep working whatever happens to the copy.
+        with contextlib.suppress(Exception):
             run.write_stream(self._stream, text)
-        except Exception:  # noqa: BLE001 - printing must keep working whatever happens here
-            pass
         run.forwarding = True
         try:
             return self.wrapped.write(text)

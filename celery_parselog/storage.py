@@ -69,9 +69,7 @@ def storage_uri(storage: Storage, alias: str, key: str) -> str:
     return f"storage://{alias}/{key}"
 
 
-def store_log(
-    path: Path, key: str, *, alias: str, attempts: int, backoff: float
-) -> StoredLog:
+def store_log(path: Path, key: str, *, alias: str, attempts: int, backoff: float) -> StoredLog:
     """Upload one spool file under ``key``, trying up to ``attempts`` times.
 
     Raises :class:`UploadError` when every attempt fails. The name the storage

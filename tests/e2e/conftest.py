@@ -37,7 +37,10 @@ def _require(program: str) -> str:
     path = shutil.which(program)
     if path is None:
         # Never a silent skip: CI installs the program, and a missing one fails the run.
-        pytest.fail(f"{program} is not installed; the end-to-end tests need it (apt-get install redis-server)")
+        pytest.fail(
+            f"{program} is not installed; the end-to-end tests need it "
+            "(apt-get install redis-server)"
+        )
     return path
 
 
@@ -59,8 +62,17 @@ def redis_url() -> Iterator[str]:
     """A private Redis server on a free port, without persistence."""
     port = _free_port()
     process = subprocess.Popen(
-        [_require("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "no"],
+        [
+            _require("redis-server"),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
     )
     try:
@@ -107,7 +119,7 @@ class Worker:
     state_dir: Path
     queue: str
 
-    def send(self, task_name: str, *args: Any, **kwargs: Any) -> AsyncResult:
+    def send(self, task_name: str, *args: Any, **kwargs: Any) -> AsyncResult[Any]:
         """Send a task to this worker's own queue, so workers of one test never share work."""
         return self.client.send_task(task_name, args=args, kwargs=kwargs, queue=self.queue)
 
@@ -134,14 +146,14 @@ def _base_env(redis_url: str, s3_endpoint: str, state_dir: Path) -> dict[str, st
 def migrate(env: dict[str, str]) -> None:
     subprocess.run(
         [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"],
-        cwd=REPO, env=env, check=True,
+        cwd=REPO,
+        env=env,
+        check=True,
     )
 
 
 @pytest.fixture
-def start_worker(
-    redis_url: str, s3_endpoint: str, tmp_path: Path
-) -> Iterator[Any]:
+def start_worker(redis_url: str, s3_endpoint: str, tmp_path: Path) -> Iterator[Any]:
     """Start ``celery worker`` subprocesses; each is shut down warmly at the end of the test."""
     started: list[Worker] = []
 
@@ -156,10 +168,28 @@ def start_worker(
         output = state_dir / "worker.out"
         with output.open("wb") as sink:
             process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "tests.e2e.proj", "worker",
-                 "--loglevel", "INFO", "-n", name, "--without-gossip", "--without-mingle",
-                 "--without-heartbeat", "-Q", queue, *args],
-                cwd=REPO, env=full_env, stdout=sink, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "tests.e2e.proj",
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "-n",
+                    name,
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                    "-Q",
+                    queue,
+                    *args,
+                ],
+                cwd=REPO,
+                env=full_env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
             )
         # The client reads results from Redis; a worker on another backend is read by a
         # client process of its own (see read_django_db_meta.py).

@@ -19,7 +19,7 @@ from tests.e2e.proj import app  # noqa: E402
 
 
 def main(task_id: str) -> None:
-    result = AsyncResult(task_id, app=app)
+    result: AsyncResult[object] = AsyncResult(task_id, app=app)
     result.get(timeout=60, propagate=False)
     info = log_info(result, wait=20)
     row = TaskResult.objects.get(task_id=task_id)

@@ -21,7 +21,9 @@ from tests.e2e.conftest import BUCKET, REPO, Worker, s3_client
 pytestmark = pytest.mark.e2e
 
 PARSE = "tests.e2e.proj.tasks.parse"
-_TRACE_SUCCESS = re.compile(r"^INFO celery\.app\.trace: Task tests\.e2e\.proj\.tasks\.parse\[[0-9a-f-]+\] succeeded in ")
+_TRACE_SUCCESS = re.compile(
+    r"^INFO celery\.app\.trace: Task tests\.e2e\.proj\.tasks\.parse\[[0-9a-f-]+\] succeeded in "
+)
 
 
 def expected_lines(file_id: int, lines: int = 2) -> list[str]:
@@ -37,7 +39,7 @@ def expected_lines(file_id: int, lines: int = 2) -> list[str]:
     return out
 
 
-def send_parse(worker: Worker, file_id: int, **kwargs: Any) -> AsyncResult:
+def send_parse(worker: Worker, file_id: int, **kwargs: Any) -> AsyncResult[Any]:
     return worker.send(PARSE, file_id, **kwargs)
 
 
@@ -55,12 +57,19 @@ def stored_lines(endpoint: str, info: LogInfo) -> list[str]:
     return gzip.decompress(body).decode("utf-8").splitlines()
 
 
-def finished_info(result: AsyncResult) -> LogInfo:
+def finished_info(result: AsyncResult[Any]) -> LogInfo:
     result.get(timeout=60, propagate=False)
     info = log_info(result, wait=20)
     assert info is not None, "the result carries no parselog entry"
     assert info.status == "stored", info
     return info
+
+
+def returned(result: AsyncResult[Any]) -> dict[str, Any]:
+    """What the ``parse`` task returned, typed for the checks below."""
+    value = result.result
+    assert isinstance(value, dict), value
+    return value
 
 
 def assert_run_log(endpoint: str, info: LogInfo, file_id: int, lines: int = 2) -> None:
@@ -94,7 +103,7 @@ def test_solo_worker_stores_each_run_and_reparse_under_its_own_key(
     assert_run_log(s3_endpoint, first_info, 7)
     assert_run_log(s3_endpoint, again_info, 7)
     # The task's own result is what the task returned, untouched.
-    assert first.result["file"] == 7
+    assert returned(first)["file"] == 7
     assert first.state == "SUCCESS"
     assert spool_files(worker) == []
     # The project's own handlers kept working: the rotating file got the parser lines.
@@ -102,9 +111,7 @@ def test_solo_worker_stores_each_run_and_reparse_under_its_own_key(
     assert "WARNING e2eproj.parsers: bad record 1 in file 7" in parsers_log
 
 
-def test_failing_run_keeps_its_traceback_and_its_state(
-    start_worker: Any, s3_endpoint: str
-) -> None:
+def test_failing_run_keeps_its_traceback_and_its_state(start_worker: Any, s3_endpoint: str) -> None:
     """A task that raises stays FAILURE with its exception, and its log holds the traceback."""
     worker = start_worker("--pool", "solo")
     result = send_parse(worker, 9, fail=True)
@@ -115,7 +122,10 @@ def test_failing_run_keeps_its_traceback_and_its_state(
     assert str(result.result) == "corrupt file 9"
     lines = stored_lines(s3_endpoint, info)
     assert lines[: len(expected_lines(9))] == expected_lines(9)
-    assert any(line.startswith("ERROR celery.app.trace: Task tests.e2e.proj.tasks.parse[") for line in lines)
+    assert any(
+        line.startswith("ERROR celery.app.trace: Task tests.e2e.proj.tasks.parse[")
+        for line in lines
+    )
     assert "Traceback (most recent call last):" in lines
     assert lines[-1] == "ValueError: corrupt file 9"
     assert info.counts["ERROR"] == 1
@@ -130,7 +140,7 @@ def test_prefork_children_each_store_their_run(start_worker: Any, s3_endpoint: s
         info = finished_info(result)
         assert info.key == f"parsing_logs/{file_id}/None/{result.id}-1.log.gz"
         assert_run_log(s3_endpoint, info, file_id, lines=3)
-        pids.add(result.result["pid"])
+        pids.add(returned(result)["pid"])
     assert len(pids) == 4, "each task should have run in a child of its own"
     assert spool_files(worker) == []
 
@@ -145,7 +155,8 @@ def test_threads_pool_keeps_overlapping_runs_apart(start_worker: Any, s3_endpoin
     for file_id, result in results.items():
         info = finished_info(result)
         assert_run_log(s3_endpoint, info, file_id, lines=6)
-        spans.append((result.result["started"], result.result["ended"], result.result["pid"]))
+        run = returned(result)
+        spans.append((run["started"], run["ended"], run["pid"]))
     assert len({pid for *_, pid in spans}) == 1, "all runs should share one process"
     overlapping = sum(
         1
@@ -193,7 +204,12 @@ def test_django_db_backend_carries_the_entry_in_task_result_meta(
     task_id = send_parse(worker, 50).id
     reader = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("read_django_db_meta.py")), task_id],
-        cwd=REPO, env=worker.env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=REPO,
+        env=worker.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert reader.returncode == 0, reader.stderr
     report = json.loads(reader.stdout)

@@ -363,11 +363,6 @@ def test_spool_dir_creatable_or_existing_passes(tmp_path: Path) -> None:
     assert run_checks(CELERY_PARSELOG_SPOOL_DIR=str(tmp_path / "a" / "b")) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_check_spool_dir walks a relative path up to '' and treats it as unusable, "
-    "so a relative SPOOL_DIR whose first folder does not exist yet is wrongly E009",
-)
 @pytest.mark.usefixtures("celery_app")
 def test_relative_spool_dir_in_writable_cwd_passes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

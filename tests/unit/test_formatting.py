@@ -255,11 +255,6 @@ def test_json_unrepresentable_extras_do_not_break_the_line() -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="json.dumps' default= does not cover dict keys or circular references, so "
-    "such extras make JsonLinesFormatter.format raise and the line is lost",
-)
 @pytest.mark.parametrize("kind", ["tuple-keys", "circular"])
 def test_json_extras_json_rejects_do_not_break_the_line(kind: str) -> None:
     """Extras whose structure JSON rejects still leave a line with the message."""

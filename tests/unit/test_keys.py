@@ -429,11 +429,6 @@ def test_bad_format_spec_raises_key_render_error() -> None:
         render_key("{attempt:%Y}/{task_id}", make_context(), compressed=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="render_key lets exceptions from !s/!r conversions and from indexing a "
-    "non-subscriptable value escape instead of raising KeyRenderError",
-)
 @pytest.mark.parametrize(
     ("template", "value"),
     [
@@ -486,11 +481,6 @@ def test_template_rendering_to_nothing_gives_key_render_error() -> None:
 # -- unsanitized task ids (bugs) and nested format specs ---------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_ensure_task_id inserts the raw, unsanitized task id, so a custom task id "
-    "such as '../../etc' puts '..' segments into the key",
-)
 def test_added_task_id_cannot_climb() -> None:
     """A task id added by render_key cannot introduce ``..`` segments."""
     key = render_key(
@@ -500,11 +490,6 @@ def test_added_task_id_cannot_climb() -> None:
     assert "." not in segments(key)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_ensure_task_id compares the raw task id with the sanitized key, so a task id "
-    "with unsafe characters is appended a second time, raw",
-)
 def test_template_with_unsafe_task_id_is_rendered_once() -> None:
     """A template holding ``{task_id}`` renders the (sanitized) id once and nothing raw."""
     key = render_key(

@@ -1,4 +1,4 @@
-"""Settings of the end-to-end project; the tests choose servers and options through the environment."""
+"""Settings of the end-to-end project; tests pick servers and options through the environment."""
 
 from __future__ import annotations
 
