@@ -24,7 +24,6 @@ from celery.result import AsyncResult
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "parselog-e2e"
 
-pytestmark = pytest.mark.e2e
 
 
 def _free_port() -> int:
