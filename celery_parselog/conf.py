@@ -30,6 +30,7 @@ __all__ = [
     "SettingError",
     "SettingSpec",
     "parselog_settings",
+    "settings_table",
 ]
 
 PREFIX = "CELERY_PARSELOG_"
@@ -120,6 +121,22 @@ SPECS: tuple[SettingSpec, ...] = (
 )
 
 _SPECS_BY_NAME = {spec.name: spec for spec in SPECS}
+
+
+def _literal(value: Any) -> str:
+    """A default as it would be written in a settings module, strings in double quotes."""
+    if isinstance(value, str):
+        return '"' + value.replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(item) for item in value) + "]"
+    return repr(value)
+
+
+def settings_table() -> str:
+    """The README's settings table, in Markdown, made from :data:`SPECS`."""
+    rows = ["| Setting | Default | Meaning |", "|---|---|---|"]
+    rows.extend(f"| `{spec.key}` | `{_literal(spec.default)}` | {spec.doc} |" for spec in SPECS)
+    return "\n".join(rows)
 
 
 class SettingError(ImproperlyConfigured):

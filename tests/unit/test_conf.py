@@ -366,9 +366,7 @@ def test_upload_backoff_is_float(value: float, expected: float) -> None:
 
 def test_tasks_and_loggers_accept_tuples() -> None:
     """TASKS and LOGGERS accept tuples as well as lists, and return tuples."""
-    with override_settings(
-        CELERY_PARSELOG_TASKS=("a.b",), CELERY_PARSELOG_LOGGERS=("*", "-noisy")
-    ):
+    with override_settings(CELERY_PARSELOG_TASKS=("a.b",), CELERY_PARSELOG_LOGGERS=("*", "-noisy")):
         reader = ParselogSettings()
         assert reader.tasks == ("a.b",)
         assert reader.loggers == ("*", "-noisy")

@@ -244,9 +244,7 @@ class _Custom:
 
 def test_json_unrepresentable_extras_do_not_break_the_line() -> None:
     """Extras JSON cannot encode are written by repr, or a placeholder if repr fails."""
-    line = json_line(
-        make_record(extra={"obj": _Custom(), "broken": _BrokenRepr(), "items": {1}})
-    )
+    line = json_line(make_record(extra={"obj": _Custom(), "broken": _BrokenRepr(), "items": {1}}))
     assert line["message"] == "hello world"
     assert line["extra"] == {
         "obj": "<Custom 7>",
