@@ -25,7 +25,6 @@ REPO = Path(__file__).resolve().parents[2]
 BUCKET = "parselog-e2e"
 
 
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
