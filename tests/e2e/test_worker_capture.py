@@ -145,9 +145,12 @@ def test_prefork_children_each_store_their_run(start_worker: Any, s3_endpoint: s
     assert spool_files(worker) == []
 
 
-def test_threads_pool_keeps_overlapping_runs_apart(start_worker: Any, s3_endpoint: str) -> None:
-    """Under --pool threads, runs that overlap in one process never see each other's records."""
-    worker = start_worker("--pool", "threads", "--concurrency", "4")
+@pytest.mark.parametrize("pool", ["threads", "gevent"])
+def test_concurrent_pool_keeps_overlapping_runs_apart(
+    pool: str, start_worker: Any, s3_endpoint: str
+) -> None:
+    """Under threads and gevent, runs that overlap in one process never see each other's records."""
+    worker = start_worker("--pool", pool, "--concurrency", "4")
     results = {
         file_id: send_parse(worker, file_id, lines=6, pause=0.05) for file_id in range(30, 38)
     }
