@@ -7,6 +7,7 @@ gzip-streamed as they are written, so memory does not grow with the size of the 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import os
@@ -61,6 +62,8 @@ class RunCapture:
         # worker's own stdout logger, so the same text is not captured twice.
         self.forwarding = False
         self.last_record: logging.LogRecord | None = None
+        # Set when the spool file stopped taking writes; later records are counted only.
+        self.write_error: str | None = None
         self._formatter = formatter
         self._lock = threading.Lock()
         self._closed = False
@@ -101,9 +104,17 @@ class RunCapture:
         with self._lock:
             if self._closed:
                 return
-            self._out.write(data)
             self.last_record = record
             self.counts[levelname] = self.counts.get(levelname, 0) + 1
+            if self.write_error is not None:
+                return  # the spool cannot take more; counting goes on for the entry
+            try:
+                self._out.write(data)
+            except OSError as error:
+                # A full or failing disk must not turn the task's logging call
+                # into an exception; the entry reports that the log is incomplete.
+                self.write_error = f"{type(error).__name__}: {error}"
+                return
             if record.exc_info:
                 self.saw_exception = True
             if record.levelno >= logging.ERROR and self.first_error is None:
@@ -111,7 +122,10 @@ class RunCapture:
             if self._gzip is not None and time.monotonic() >= self._next_sync:
                 # Push compressed bytes to the file now and then, so a killed
                 # process leaves at most about a second of log in memory.
-                self._gzip.flush(zlib.Z_SYNC_FLUSH)
+                try:
+                    self._gzip.flush(zlib.Z_SYNC_FLUSH)
+                except OSError as error:
+                    self.write_error = f"{type(error).__name__}: {error}"
                 self._next_sync = time.monotonic() + _SYNC_EVERY_SECONDS
 
     def write_stream(self, stream: str, text: str) -> None:
@@ -170,8 +184,11 @@ class RunCapture:
             try:
                 if self._gzip is not None:
                     self._gzip.close()
-            finally:
                 self._raw.close()
+            except OSError as error:
+                self.write_error = self.write_error or f"{type(error).__name__}: {error}"
+                with contextlib.suppress(OSError):
+                    self._raw.close()  # the descriptor is released even if a flush failed
 
     def discard(self) -> None:
         """Remove the spool file; called only once its content is safely stored."""

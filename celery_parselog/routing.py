@@ -91,7 +91,10 @@ class _RoutingHandler(logging.Handler):
             or not self._allows(record.name)
         ):
             return False
-        run.emit(record)
+        try:
+            run.emit(record)
+        except Exception:  # noqa: BLE001 - a logging call in the task must never raise
+            return False
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -168,10 +171,9 @@ class CaptureRouter:
                 self._detach_all()
 
     def _targets(self) -> Iterable[logging.Logger]:
+        # Existing loggers only: creating one here would leave it in logging's
+        # registry for good. Propagating loggers reach the root handler anyway.
         yield logging.getLogger()
-        for name in self._selection.included:
-            if name != "root":
-                yield logging.getLogger(name)
         for logger in list(logging.Logger.manager.loggerDict.values()):
             if isinstance(logger, logging.Logger) and not logger.propagate:
                 yield logger

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import signal
@@ -204,6 +205,9 @@ def start_worker(redis_url: str, s3_endpoint: str, tmp_path: Path) -> Iterator[A
 
     yield start
 
+    # Results still referenced unsubscribe from Redis when collected: let that happen
+    # now, while Redis is up, rather than at interpreter exit.
+    gc.collect()
     for worker in started:
         if worker.process.poll() is None:
             worker.process.send_signal(signal.SIGTERM)

@@ -1,0 +1,374 @@
+"""Unit tests for celery_parselog.capture: one run's spool file, what is written and counted."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import resource
+import signal
+import stat
+import sys
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from celery_parselog import capture as capture_module
+from celery_parselog.capture import RunCapture
+from celery_parselog.formatting import build_formatter
+
+TASK_ID = "5b0c7f2e-9d1a-4c3b-8e7f-6a5b4c3d2e1f"
+TASK_NAME = "tests.parse"
+FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+MakeRun = Callable[..., RunCapture]
+
+
+def _everything(name: str) -> bool:
+    """A logger selection that allows every logger."""
+    return True
+
+
+@pytest.fixture
+def spool_dir(tmp_path: Path) -> Path:
+    """A spool folder of this test only."""
+    return tmp_path / "spool"
+
+
+@pytest.fixture
+def make_run(spool_dir: Path) -> Iterator[MakeRun]:
+    """Build RunCaptures in the test's spool folder; close them all afterwards."""
+    made: list[RunCapture] = []
+
+    def make(
+        *,
+        task_id: str = TASK_ID,
+        attempt: int = 1,
+        levelno: int = logging.INFO,
+        compress_level: int = 0,
+        fmt: str = FORMAT,
+        allows_logger: Callable[[str], bool] = _everything,
+    ) -> RunCapture:
+        run = RunCapture(
+            task_id=task_id,
+            task_name=TASK_NAME,
+            attempt=attempt,
+            levelno=levelno,
+            formatter=build_formatter(fmt, task_id=task_id, task_name=TASK_NAME),
+            spool_dir=spool_dir,
+            compress_level=compress_level,
+            allows_logger=allows_logger,
+        )
+        made.append(run)
+        return run
+
+    yield make
+    for run in made:
+        run.close()
+
+
+def record(
+    msg: str,
+    args: tuple[object, ...] | None = None,
+    *,
+    level: int = logging.INFO,
+    name: str = "tests.capture",
+    exc_info: bool = False,
+) -> logging.LogRecord:
+    """A LogRecord as a logger would make it (with the current exception if asked)."""
+    return logging.LogRecord(
+        name, level, __file__, 1, msg, args, sys.exc_info() if exc_info else None
+    )
+
+
+@contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """Make writes past ``limit`` bytes fail with EFBIG, as on a full or quota-limited disk."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if hard != resource.RLIM_INFINITY and hard < limit:
+        pytest.skip("the hard file size limit is already lower")
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write, not the process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def lines_of(run: RunCapture) -> list[str]:
+    """The lines of a closed run's spool file, decompressed when it is gzip."""
+    data = run.path.read_bytes()
+    if run.path.suffix == ".gz":
+        data = gzip.decompress(data)
+    return data.decode("utf-8").splitlines()
+
+
+def test_spool_file_is_named_after_task_id_and_attempt(make_run: MakeRun, spool_dir: Path) -> None:
+    """The spool file lives in the spool folder and starts with ``<task id>-<attempt>-``."""
+    run = make_run(attempt=3)
+    assert run.path.parent == spool_dir
+    assert run.path.name.startswith(f"{TASK_ID}-3-")
+    assert run.path.name.endswith(".log")
+    assert run.path.exists()
+
+
+def test_spool_file_of_a_compressed_run_ends_in_log_gz(make_run: MakeRun) -> None:
+    """A compressed run's spool file ends in ``.log.gz``."""
+    run = make_run(compress_level=6)
+    assert run.path.name.endswith(".log.gz")
+
+
+def test_spool_file_is_private_to_its_owner(make_run: MakeRun) -> None:
+    """The spool file is created with mode 0600."""
+    run = make_run()
+    assert stat.S_IMODE(run.path.stat().st_mode) == 0o600
+
+
+def test_spool_file_name_is_sanitized(make_run: MakeRun, spool_dir: Path) -> None:
+    """A task id with path characters cannot place the spool file outside the spool folder."""
+    run = make_run(task_id="../../etc/passwd")
+    assert run.path.resolve().parent == spool_dir.resolve()
+    assert run.path.name.startswith("_")
+
+
+def test_two_runs_of_the_same_task_attempt_get_different_files(make_run: MakeRun) -> None:
+    """Two runs with the same task id and attempt never share or reuse a spool file."""
+    first = make_run()
+    second = make_run()
+    assert first.path != second.path
+    first.emit(record("first run"))
+    second.emit(record("second run"))
+    first.close()
+    second.close()
+    assert lines_of(first) == ["INFO tests.capture: first run"]
+    assert lines_of(second) == ["INFO tests.capture: second run"]
+
+
+def test_plain_run_writes_formatted_lines(make_run: MakeRun) -> None:
+    """Records are written one formatted line each, in order, uncompressed."""
+    run = make_run()
+    run.emit(record("rows %d", (10,)))
+    run.emit(record("done", level=logging.WARNING, name="tests.other"))
+    run.close()
+    assert run.path.read_bytes() == b"INFO tests.capture: rows 10\nWARNING tests.other: done\n"
+
+
+def test_gzip_run_decompresses_to_the_same_lines(make_run: MakeRun) -> None:
+    """A compressed run's file is gzip and decompresses to the written lines."""
+    run = make_run(compress_level=9)
+    for number in range(200):
+        run.emit(record("line %d", (number,)))
+    run.close()
+    raw = run.path.read_bytes()
+    assert raw[:2] == b"\x1f\x8b"
+    assert lines_of(run) == [f"INFO tests.capture: line {n}" for n in range(200)]
+
+
+def test_gzip_run_pushes_bytes_to_disk_before_close(
+    make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a due sync, compressed bytes reach the file while the run is still open."""
+    monkeypatch.setattr(capture_module, "_SYNC_EVERY_SECONDS", 0.0)
+    run = make_run(compress_level=6)
+    run.emit(record("visible before close"))
+    partial = zlib.decompressobj(wbits=31).decompress(run.path.read_bytes())
+    assert partial == b"INFO tests.capture: visible before close\n"
+    assert not run.closed
+
+
+def test_counts_by_level_name(make_run: MakeRun) -> None:
+    """counts holds how many records of each level name were written."""
+    run = make_run(levelno=logging.DEBUG)
+    run.emit(record("a", level=logging.DEBUG))
+    run.emit(record("b"))
+    run.emit(record("c"))
+    run.emit(record("d", level=logging.ERROR))
+    assert run.counts == {"DEBUG": 1, "INFO": 2, "ERROR": 1}
+
+
+def test_first_error_is_the_first_line_of_the_first_error_record(make_run: MakeRun) -> None:
+    """first_error is the first line of the first record at ERROR or above, and stays."""
+    run = make_run()
+    run.emit(record("only info"))
+    assert run.first_error is None
+    run.emit(record("bad thing\nsecond line", level=logging.ERROR))
+    run.emit(record("worse thing", level=logging.CRITICAL))
+    assert run.first_error == "ERROR tests.capture: bad thing"
+
+
+def test_saw_exception_is_set_by_a_record_with_exc_info(make_run: MakeRun) -> None:
+    """saw_exception becomes true only once a record carrying exc_info is written."""
+    run = make_run()
+    run.emit(record("an error without traceback", level=logging.ERROR))
+    assert not run.saw_exception
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        run.emit(record("failed", level=logging.ERROR, exc_info=True))
+    assert run.saw_exception
+    run.close()
+    lines = lines_of(run)
+    assert "Traceback (most recent call last):" in lines
+    assert lines[-1] == "ValueError: boom"
+
+
+def test_write_stream_joins_print_fragments_into_one_line(make_run: MakeRun) -> None:
+    """The fragments print("rows", 10) writes become the single line "rows 10"."""
+    run = make_run()
+    for fragment in ("rows", " ", "10", "\n"):
+        run.write_stream("stdout", fragment)
+    assert run.counts == {"INFO": 1}
+    run.close()
+    assert lines_of(run) == ["INFO stdout: rows 10"]
+
+
+def test_write_stream_splits_several_lines_in_one_write(make_run: MakeRun) -> None:
+    """One write holding several lines gives one record per line; the rest waits."""
+    run = make_run()
+    run.write_stream("stdout", "one\ntwo\r\nthree")
+    assert run.counts == {"INFO": 2}
+    run.write_stream("stdout", " and more\n")
+    run.close()
+    assert lines_of(run) == [
+        "INFO stdout: one",
+        "INFO stdout: two",
+        "INFO stdout: three and more",
+    ]
+
+
+def test_partial_line_is_flushed_at_close(make_run: MakeRun) -> None:
+    """Text without a final newline is written as a line when the run closes."""
+    run = make_run()
+    run.write_stream("stdout", "no newline")
+    assert run.counts == {}
+    run.close()
+    assert lines_of(run) == ["INFO stdout: no newline"]
+
+
+def test_stdout_and_stderr_partial_lines_are_kept_apart(make_run: MakeRun) -> None:
+    """Unfinished stdout and stderr text are never joined into one line."""
+    run = make_run()
+    run.write_stream("stdout", "out-")
+    run.write_stream("stderr", "err-")
+    run.write_stream("stdout", "done\n")
+    run.write_stream("stderr", "done\n")
+    run.close()
+    assert lines_of(run) == ["INFO stdout: out-done", "WARNING stderr: err-done"]
+
+
+def test_stderr_lines_are_warnings(make_run: MakeRun) -> None:
+    """Lines written to stderr are recorded at WARNING by the ``stderr`` logger."""
+    run = make_run()
+    run.write_stream("stderr", "careful\n")
+    run.close()
+    assert run.counts == {"WARNING": 1}
+    assert lines_of(run) == ["WARNING stderr: careful"]
+
+
+def test_stdout_lines_below_the_run_level_are_dropped(make_run: MakeRun) -> None:
+    """At level WARNING, stdout lines (INFO) are dropped while stderr lines are kept."""
+    run = make_run(levelno=logging.WARNING)
+    run.write_stream("stdout", "chatter\n")
+    run.write_stream("stdout", "unfinished chatter")
+    run.write_stream("stderr", "problem\n")
+    run.close()
+    assert lines_of(run) == ["WARNING stderr: problem"]
+    assert run.counts == {"WARNING": 1}
+
+
+def test_stream_lines_follow_the_logger_selection(make_run: MakeRun) -> None:
+    """A selection that leaves out ``stdout`` drops printed lines, not stderr ones."""
+    run = make_run(allows_logger=lambda name: name != "stdout")
+    run.write_stream("stdout", "printed\n")
+    run.write_stream("stderr", "warned\n")
+    run.close()
+    assert lines_of(run) == ["WARNING stderr: warned"]
+
+
+def test_lone_surrogates_are_written_as_backslash_escapes(make_run: MakeRun) -> None:
+    """Text that is not valid UTF-8 (a lone surrogate) is escaped instead of failing."""
+    run = make_run()
+    run.emit(record("bad byte \udcff here"))
+    run.write_stream("stdout", "printed \udcfe\n")
+    run.close()
+    assert run.path.read_bytes() == (
+        b"INFO tests.capture: bad byte \\udcff here\nINFO stdout: printed \\udcfe\n"
+    )
+
+
+def test_non_ascii_text_is_written_as_utf8(make_run: MakeRun) -> None:
+    """Ordinary non-ASCII text is written as UTF-8, not escaped."""
+    run = make_run()
+    run.emit(record("Ünïcödé ✓"))
+    run.close()
+    assert run.path.read_bytes() == "INFO tests.capture: Ünïcödé ✓\n".encode()
+
+
+def test_record_that_cannot_be_formatted_is_replaced_by_a_note(make_run: MakeRun) -> None:
+    """A record whose message formatting raises becomes a note line; nothing is raised."""
+    run = make_run()
+    run.emit(record("%d", ("x",), name="tests.broken", level=logging.WARNING))
+    run.emit(record("after"))
+    run.close()
+    assert lines_of(run) == [
+        "-- celery-parselog could not format a record of logger 'tests.broken' "
+        "at level WARNING: TypeError --",
+        "INFO tests.capture: after",
+    ]
+    assert run.counts == {"WARNING": 1, "INFO": 1}
+
+
+def test_emit_exception_writes_the_traceback(make_run: MakeRun) -> None:
+    """emit_exception writes an ERROR line naming the task, with the error's traceback."""
+    run = make_run()
+    try:
+        raise KeyError("missing")
+    except KeyError as error:
+        caught = error
+    run.emit_exception(caught)
+    assert run.saw_exception
+    assert (
+        run.first_error
+        == f"ERROR celery_parselog.task: Task {TASK_NAME}[{TASK_ID}] raised KeyError"
+    )
+    run.close()
+    lines = lines_of(run)
+    assert "Traceback (most recent call last):" in lines
+    assert lines[-1] == "KeyError: 'missing'"
+
+
+def test_emit_does_not_raise_when_the_spool_file_cannot_be_written(make_run: MakeRun) -> None:
+    """A spool write that fails (file size limit, disk full) is not raised out of emit()."""
+    run = make_run()
+    with file_size_limit(64):
+        run.emit(record("x" * 100))  # written in part, up to the limit
+        run.emit(record("the next record"))  # nothing more fits: the write fails
+    assert run.counts["INFO"] >= 1
+
+
+def test_emits_after_close_are_dropped(make_run: MakeRun) -> None:
+    """Records and stream text arriving after close() are not written nor counted."""
+    run = make_run(compress_level=6)
+    run.emit(record("before"))
+    run.close()
+    assert run.closed
+    run.emit(record("after"))
+    run.write_stream("stdout", "printed after\n")
+    run.close()  # a second close changes nothing
+    assert lines_of(run) == ["INFO tests.capture: before"]
+    assert run.counts == {"INFO": 1}
+
+
+def test_discard_removes_the_spool_file(make_run: MakeRun, spool_dir: Path) -> None:
+    """discard() closes the run and deletes its spool file; a second discard is harmless."""
+    run = make_run()
+    run.emit(record("to be removed"))
+    run.discard()
+    assert run.closed
+    assert not run.path.exists()
+    assert list(spool_dir.iterdir()) == []
+    run.discard()
+    assert not run.path.exists()

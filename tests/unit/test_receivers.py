@@ -1,0 +1,570 @@
+"""Unit tests for celery_parselog.receivers: task_prerun/task_postrun with a real Celery app."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import hashlib
+import logging
+import resource
+import signal
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+import pytest
+from celery import Celery, Task, states
+from celery.result import AsyncResult
+from django.core.files.storage import Storage, storages
+from django.test import override_settings
+
+from celery_parselog.metadata import LogInfo, ResultMetadata, log_info
+from celery_parselog.receivers import CaptureConfig, CaptureReceivers
+from celery_parselog.routing import current_run
+
+KEY = "parsing_logs/{data_file_id}/{reparse_id}/{task_id}-{attempt}.log"
+FORMAT = "%(levelname)s %(name)s: %(message)s"
+STATICFILES = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+
+body_logger = logging.getLogger("tests.receivers.body")
+
+
+class FailingStorage(Storage):
+    """A storage whose every save fails with OSError, counting the attempts."""
+
+    saves: ClassVar[int] = 0
+
+    def exists(self, name: str) -> bool:
+        return False
+
+    def _save(self, name: str, content: Any) -> str:
+        FailingStorage.saves += 1
+        raise OSError("the disk is on fire")
+
+
+def _parse(data_file_id: int, reparse_id: int | None = None) -> dict[str, int]:
+    """Body of ``tests.parse``; the tests call the receivers around their own stand-in."""
+    return {"rows": data_file_id}
+
+
+def _report(day: str) -> None:
+    """Body of ``other.report``, which ``tests.*`` does not select."""
+
+
+@pytest.fixture(autouse=True)
+def _root_logs_everything() -> None:
+    """Let INFO records be created, as in a worker started with --loglevel=INFO."""
+    logging.getLogger().setLevel(logging.DEBUG)
+
+
+@pytest.fixture
+def app() -> Iterator[Celery]:
+    """A Celery app with an in-memory broker and a key-value (cache) result backend."""
+    celery_app = Celery("unit", set_as_current=False, broker="memory://", backend="cache+memory://")
+    celery_app.task(name="tests.parse", shared=False)(_parse)
+    celery_app.task(name="other.report", shared=False)(_report)
+    yield celery_app
+    celery_app.close()
+
+
+@pytest.fixture
+def parse(app: Celery) -> Task[Any, Any]:
+    """The selected task ``tests.parse(data_file_id, reparse_id=None)``."""
+    return app.tasks["tests.parse"]
+
+
+@pytest.fixture
+def report(app: Celery) -> Task[Any, Any]:
+    """The unselected task ``other.report(day)``."""
+    return app.tasks["other.report"]
+
+
+def make_config(**settings: Any) -> CaptureConfig:
+    """CaptureConfig read from the test settings plus the given CELERY_PARSELOG_* overrides."""
+    values: dict[str, Any] = {
+        "CELERY_PARSELOG_KEY": KEY,
+        "CELERY_PARSELOG_FORMAT": FORMAT,
+        "CELERY_PARSELOG_UPLOAD_BACKOFF": 0,
+    }
+    values.update(settings)
+    with override_settings(**values):
+        return CaptureConfig.from_settings()
+
+
+@pytest.fixture
+def receivers() -> CaptureReceivers:
+    """Receivers (not connected to signals) with the key template KEY and a time-free format."""
+    return CaptureReceivers(make_config())
+
+
+def new_id() -> str:
+    """A fresh task id (the in-memory result cache is shared by the whole session)."""
+    return str(uuid.uuid4())
+
+
+def spool_files(receivers: CaptureReceivers, task_id: str) -> list[Path]:
+    """Spool files of runs of ``task_id`` in the configured spool folder."""
+    folder = receivers.config.spool_dir
+    return sorted(folder.glob(f"{task_id}-*")) if folder.exists() else []
+
+
+def is_open(path: Path) -> bool:
+    """Whether this process holds a file descriptor on ``path`` (read from /proc/self/fd)."""
+    fd_dir = Path("/proc/self/fd")
+    if not fd_dir.is_dir():
+        pytest.skip("needs /proc/self/fd to list open files")
+    target = str(path.resolve())
+    for entry in fd_dir.iterdir():
+        try:
+            if str(entry.readlink()) == target:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+@contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """Make writes past ``limit`` bytes fail with EFBIG, as on a full or quota-limited disk."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if hard != resource.RLIM_INFINITY and hard < limit:
+        pytest.skip("the hard file size limit is already lower")
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write, not the process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def stored_lines(key: str) -> list[str]:
+    """The decompressed lines of the log stored under ``key`` in the default storage."""
+    stream: IO[bytes]
+    with storages["default"].open(key, "rb") as stream:
+        return gzip.decompress(stream.read()).decode("utf-8").splitlines()
+
+
+def run_task(
+    receivers: CaptureReceivers,
+    task: Task[Any, Any],
+    task_id: str,
+    body: Callable[[], Any],
+    *,
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    retries: int = 0,
+    is_eager: bool = False,
+    between: Callable[[], None] | None = None,
+) -> tuple[Any, str]:
+    """Do as Celery's tracer: prerun, body, store the result, postrun; return (retval, state).
+
+    ``between`` runs after the result is stored and before task_postrun.
+    """
+    # Typed as returning object, so that "returns None" is checked at run time.
+    prerun: Callable[..., object] = receivers.on_task_prerun
+    postrun: Callable[..., object] = receivers.on_task_postrun
+    state: str
+    task.push_request(id=task_id, retries=retries, is_eager=is_eager, root_id=task_id)
+    try:
+        assert (
+            prerun(sender=task, task_id=task_id, task=task, args=args, kwargs=kwargs or {}) is None
+        )
+        try:
+            retval = body()
+            state = states.SUCCESS
+            task.backend.store_result(task_id, retval, state)
+        except Exception as error:  # noqa: BLE001 - the test task's failure is the point
+            retval, state = error, states.FAILURE
+            task.backend.store_result(task_id, error, state)
+        if between is not None:
+            between()
+        assert (
+            postrun(
+                sender=task,
+                task_id=task_id,
+                task=task,
+                args=args,
+                kwargs=kwargs or {},
+                retval=retval,
+                state=state,
+            )
+            is None
+        )
+    finally:
+        task.pop_request()
+    return retval, state
+
+
+def parse_body() -> dict[str, int]:
+    """A task body that logs two records and prints one line."""
+    body_logger.info("parsing file %d", 7)
+    print("rows", 10)
+    body_logger.warning("one bad row")
+    return {"rows": 10}
+
+
+def test_successful_run_is_stored_under_its_key(
+    receivers: CaptureReceivers, parse: Task[Any, Any]
+) -> None:
+    """A selected run's log is stored gzip under the rendered key, with every line in order."""
+    task_id = new_id()
+    run_task(receivers, parse, task_id, parse_body, args=(7,), kwargs={"reparse_id": 3})
+    key = f"parsing_logs/7/3/{task_id}-1.log.gz"
+    assert storages["default"].exists(key)
+    assert stored_lines(key) == [
+        "INFO tests.receivers.body: parsing file 7",
+        "INFO stdout: rows 10",
+        "WARNING tests.receivers.body: one bad row",
+    ]
+
+
+def test_spool_file_is_deleted_after_upload(
+    receivers: CaptureReceivers, parse: Task[Any, Any]
+) -> None:
+    """The spool file exists while the task runs and is gone once the log is stored."""
+    task_id = new_id()
+    during: list[Path] = []
+    run_task(
+        receivers,
+        parse,
+        task_id,
+        parse_body,
+        args=(7,),
+        between=lambda: during.extend(spool_files(receivers, task_id)),
+    )
+    assert len(during) == 1
+    assert during[0].name.endswith(".log.gz")
+    assert spool_files(receivers, task_id) == []
+    assert not during[0].exists()
+
+
+def test_entry_is_pending_during_the_run_and_stored_after(
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+) -> None:
+    """log_info says pending (planned key) while running, then stored with size and digest."""
+    task_id = new_id()
+    result: AsyncResult[Any] = AsyncResult(task_id, app=app)
+    seen: list[LogInfo | None] = []
+
+    def body() -> dict[str, int]:
+        seen.append(log_info(result))
+        return parse_body()
+
+    run_task(receivers, parse, task_id, body, args=(7,), kwargs={"reparse_id": 3})
+    key = f"parsing_logs/7/3/{task_id}-1.log.gz"
+    pending = seen[0]
+    assert pending is not None
+    assert pending.status == "pending"
+    assert pending.key == key
+    assert not pending.stored
+    info = log_info(result)
+    assert info is not None
+    assert info.status == "stored"
+    assert info.key == key
+    assert info.attempt == 1
+    assert info.task_id == task_id
+    assert info.storage == "default"
+    assert info.uri == Path(storages["default"].path(key)).resolve().as_uri()
+    with storages["default"].open(key, "rb") as stream:
+        data = stream.read()
+    assert info.bytes == len(data)
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
+    assert info.counts == {"INFO": 2, "WARNING": 1}
+    assert info.started is not None
+    assert info.finished is not None
+    assert info.started <= info.finished
+
+
+def test_return_value_and_state_are_untouched(
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+) -> None:
+    """Receivers return None and leave the task's return value and stored state as they were."""
+    task_id = new_id()
+    returned = {"rows": 10, "nested": {"a": [1, 2]}}
+    snapshot = copy.deepcopy(returned)
+    retval, state = run_task(receivers, parse, task_id, lambda: returned, args=(7,))
+    assert retval is returned
+    assert returned == snapshot
+    assert state == states.SUCCESS
+    meta = app.backend.get_task_meta(task_id, cache=False)
+    assert meta["status"] == states.SUCCESS
+    assert meta["result"] == snapshot
+    assert meta["parselog"]["status"] == "stored"
+    assert AsyncResult(task_id, app=app).get(timeout=1) == snapshot
+
+
+def test_unselected_task_leaves_nothing(
+    receivers: CaptureReceivers, report: Task[Any, Any], app: Celery
+) -> None:
+    """A task no pattern selects gets no spool file, no stored log, no entry and no routing."""
+    task_id = new_id()
+    during: list[object] = []
+
+    def body() -> None:
+        body_logger.info("report")
+
+    run_task(
+        receivers,
+        report,
+        task_id,
+        body,
+        args=("monday",),
+        between=lambda: during.extend([current_run(), receivers.router.active_runs]),
+    )
+    assert during == [None, 0]
+    assert spool_files(receivers, task_id) == []
+    assert ResultMetadata.read(app.backend, task_id) is None
+    assert log_info(AsyncResult(task_id, app=app)) is None
+    assert not storages["default"].exists(f"parselog/other.report/{task_id}-1.log.gz")
+
+
+def test_eager_request_is_not_captured(
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+) -> None:
+    """A request with is_eager=True (a call in the caller's process) captures nothing."""
+    task_id = new_id()
+    during: list[object] = []
+    run_task(
+        receivers,
+        parse,
+        task_id,
+        parse_body,
+        args=(7,),
+        kwargs={"reparse_id": 3},
+        is_eager=True,
+        between=lambda: during.extend([current_run(), len(spool_files(receivers, task_id))]),
+    )
+    assert during == [None, 0]
+    assert spool_files(receivers, task_id) == []
+    assert log_info(AsyncResult(task_id, app=app)) is None
+    assert not storages["default"].exists(f"parsing_logs/7/3/{task_id}-1.log.gz")
+
+
+def test_failure_without_logged_traceback_stores_the_traceback(
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+) -> None:
+    """A FAILURE whose exception no logger wrote gets an ERROR line and the traceback in the log."""
+    task_id = new_id()
+
+    def failing() -> None:
+        body_logger.info("about to fail")
+        raise ValueError("bad row 12")
+
+    retval, state = run_task(
+        receivers, parse, task_id, failing, args=(7,), kwargs={"reparse_id": 3}
+    )
+    assert state == states.FAILURE
+    assert isinstance(retval, ValueError)
+    lines = stored_lines(f"parsing_logs/7/3/{task_id}-1.log.gz")
+    assert lines[0] == "INFO tests.receivers.body: about to fail"
+    assert lines[1] == f"ERROR celery_parselog.task: Task tests.parse[{task_id}] raised ValueError"
+    assert lines[2] == "Traceback (most recent call last):"
+    assert any('raise ValueError("bad row 12")' in line for line in lines)
+    assert lines[-1] == "ValueError: bad row 12"
+    entry = ResultMetadata.read(app.backend, task_id)
+    assert entry is not None
+    assert entry["task_state"] == states.FAILURE
+    assert entry["counts"] == {"INFO": 1, "ERROR": 1}
+
+
+def test_failure_with_logged_traceback_is_not_written_twice(
+    receivers: CaptureReceivers, parse: Task[Any, Any]
+) -> None:
+    """When the traceback was already logged during the run, it is not added again."""
+    task_id = new_id()
+
+    def failing() -> None:
+        try:
+            raise KeyError("column")
+        except KeyError:
+            body_logger.exception("parse failed")
+            raise
+
+    run_task(receivers, parse, task_id, failing, args=(7,), kwargs={"reparse_id": 3})
+    lines = stored_lines(f"parsing_logs/7/3/{task_id}-1.log.gz")
+    assert lines[0] == "ERROR tests.receivers.body: parse failed"
+    assert lines.count("Traceback (most recent call last):") == 1
+    assert not any("celery_parselog.task" in line for line in lines)
+
+
+def test_failed_upload_keeps_the_spool_file_and_publishes_failed(
+    parse: Task[Any, Any], app: Celery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When every save raises: nothing escapes, spool kept, entry "failed", an error logged."""
+    FailingStorage.saves = 0
+    failing_storages = {
+        "default": {"BACKEND": f"{__name__}.FailingStorage"},
+        "staticfiles": STATICFILES,
+    }
+    task_id = new_id()
+    with override_settings(STORAGES=failing_storages):
+        receivers = CaptureReceivers(make_config(CELERY_PARSELOG_UPLOAD_ATTEMPTS=2))
+        with caplog.at_level(logging.WARNING, logger="celery_parselog"):
+            run_task(receivers, parse, task_id, parse_body, args=(7,), kwargs={"reparse_id": 3})
+    assert FailingStorage.saves == 2
+    info = log_info(AsyncResult(task_id, app=app))
+    assert info is not None
+    assert info.status == "failed"
+    assert not info.stored
+    assert info.error is not None
+    assert "after 2 attempts" in info.error
+    assert "OSError: the disk is on fire" in info.error
+    assert info.uri == f"storage://default/parsing_logs/7/3/{task_id}-1.log.gz"
+    entry = ResultMetadata.read(app.backend, task_id)
+    assert entry is not None
+    spool = Path(entry["spool"])
+    try:
+        assert spool_files(receivers, task_id) == [spool]
+        assert not is_open(spool)
+        assert gzip.decompress(spool.read_bytes()).decode().splitlines() == [
+            "INFO tests.receivers.body: parsing file 7",
+            "INFO stdout: rows 10",
+            "WARNING tests.receivers.body: one bad row",
+        ]
+        errors = [
+            r for r in caplog.records if r.name == "celery_parselog" and r.levelno == logging.ERROR
+        ]
+        assert len(errors) == 1
+        assert str(spool) in errors[0].getMessage()
+        assert task_id in errors[0].getMessage()
+        assert current_run() is None
+        assert receivers.router.active_runs == 0
+    finally:
+        spool.unlink(missing_ok=True)
+
+
+def test_spool_that_cannot_be_flushed_is_not_left_pending(
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+) -> None:
+    """When the spool file cannot be completed, the published entry does not stay ``pending``."""
+    task_id = new_id()
+    try:
+        with file_size_limit(16):  # the gzip buffer is only written out at close()
+            run_task(receivers, parse, task_id, parse_body, args=(7,), kwargs={"reparse_id": 3})
+        assert current_run() is None
+        assert receivers.router.active_runs == 0
+        info = log_info(AsyncResult(task_id, app=app))
+        assert info is not None
+        assert info.status != "pending"
+    finally:
+        for path in spool_files(receivers, task_id):
+            path.unlink()
+
+
+def test_key_naming_a_missing_field_falls_back_with_a_warning(
+    parse: Task[Any, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A key template naming a field the task lacks falls back to parselog/<task>/… and warns."""
+    receivers = CaptureReceivers(make_config(CELERY_PARSELOG_KEY="logs/{customer}/{task_id}.log"))
+    task_id = new_id()
+    with caplog.at_level(logging.WARNING, logger="celery_parselog"):
+        run_task(receivers, parse, task_id, parse_body, args=(7,))
+    key = f"parselog/tests.parse/{task_id}-1.log.gz"
+    assert storages["default"].exists(key)
+    assert stored_lines(key)[0] == "INFO tests.receivers.body: parsing file 7"
+    warnings = [
+        r for r in caplog.records if r.name == "celery_parselog" and r.levelno == logging.WARNING
+    ]
+    assert len(warnings) == 1
+    assert key in warnings[0].getMessage()
+    assert "customer" in warnings[0].getMessage()
+
+
+def test_retries_make_the_attempt_number(
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+) -> None:
+    """A request with retries=2 is attempt 3: in the key, the spool name and the entry."""
+    task_id = new_id()
+    during: list[Path] = []
+    run_task(
+        receivers,
+        parse,
+        task_id,
+        parse_body,
+        args=(7,),
+        kwargs={"reparse_id": 3},
+        retries=2,
+        between=lambda: during.extend(spool_files(receivers, task_id)),
+    )
+    key = f"parsing_logs/7/3/{task_id}-3.log.gz"
+    assert storages["default"].exists(key)
+    assert during[0].name.startswith(f"{task_id}-3-")
+    info = log_info(AsyncResult(task_id, app=app))
+    assert info is not None
+    assert info.attempt == 3
+    assert info.key == key
+
+
+def test_postrun_of_another_task_id_does_not_detach_the_current_run(
+    receivers: CaptureReceivers, parse: Task[Any, Any]
+) -> None:
+    """A task_postrun for some other task id leaves the current run attached and capturing."""
+    task_id = new_id()
+
+    def body() -> None:
+        body_logger.info("before the stray postrun")
+        receivers.on_task_postrun(
+            sender=parse, task_id=new_id(), task=parse, retval=None, state=states.SUCCESS
+        )
+        run = current_run()
+        assert run is not None
+        assert run.task_id == task_id
+        assert receivers.router.active_runs == 1
+        body_logger.info("after the stray postrun")
+
+    run_task(receivers, parse, task_id, body, args=(7,), kwargs={"reparse_id": 3})
+    assert stored_lines(f"parsing_logs/7/3/{task_id}-1.log.gz") == [
+        "INFO tests.receivers.body: before the stray postrun",
+        "INFO tests.receivers.body: after the stray postrun",
+    ]
+
+
+def test_unfinished_run_in_another_thread_does_not_detach_this_one(
+    receivers: CaptureReceivers, parse: Task[Any, Any]
+) -> None:
+    """A prerun of another task (in another thread, no postrun yet) does not disturb this run."""
+    other_id = new_id()
+    started, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def other_task() -> None:
+        try:
+            parse.push_request(id=other_id, retries=0, is_eager=False, root_id=other_id)
+            receivers.on_task_prerun(sender=parse, task_id=other_id, task=parse, args=(8,))
+            started.set()
+            release.wait(30)
+            body_logger.info("other task line")
+            receivers.on_task_postrun(
+                sender=parse, task_id=other_id, task=parse, retval=None, state=states.SUCCESS
+            )
+            parse.pop_request()
+        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+            errors.append(error)
+
+    thread = threading.Thread(target=other_task)
+    thread.start()
+    try:
+        assert started.wait(30)
+        task_id = new_id()
+
+        def body() -> None:
+            body_logger.info("this task line")
+            assert receivers.router.active_runs == 2
+
+        run_task(receivers, parse, task_id, body, args=(7,), kwargs={"reparse_id": 3})
+        assert receivers.router.active_runs == 1  # the other run is still going
+    finally:
+        release.set()
+        thread.join(30)
+    assert errors == []
+    assert receivers.router.active_runs == 0
+    assert stored_lines(f"parsing_logs/7/3/{task_id}-1.log.gz") == [
+        "INFO tests.receivers.body: this task line"
+    ]
+    assert stored_lines(f"parsing_logs/8/None/{other_id}-1.log.gz") == [
+        "INFO tests.receivers.body: other task line"
+    ]
