@@ -1,8 +1,10 @@
 """One run's capture: a spool file of its own, written record by record, and what it counted.
 
 A spool file is created with a unique name (task id, attempt and a random part) and
-mode 0600, is never shared with another run and is never reused. Compressed logs are
-gzip-streamed as they are written, so memory does not grow with the size of the log.
+mode 0600, is never shared with another run and is never reused. The run holds the
+file's lock (see :mod:`celery_parselog.spool`) until it has stored or given up on it.
+Compressed logs are gzip-streamed as they are written, so memory does not grow with
+the size of the log; :meth:`RunCapture.sync` pushes what the compressor holds to disk.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import logging
 import os
 import tempfile
 import threading
-import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -21,10 +22,10 @@ from types import TracebackType
 from typing import IO
 
 from celery_parselog.keys import sanitize_component
+from celery_parselog.spool import lock_exclusive, manifest_path
 
 __all__ = ["RunCapture"]
 
-_SYNC_EVERY_SECONDS = 1.0
 _ENCODING = "utf-8"
 # Lone surrogates (from bytes decoded with surrogateescape) and other unencodable
 # text are written as escapes instead of failing the record.
@@ -67,6 +68,9 @@ class RunCapture:
         self._formatter = formatter
         self._lock = threading.Lock()
         self._closed = False
+        self._released = False
+        # Compressed bytes the compressor still holds; pushed to disk by sync().
+        self._unsynced = False
         self._partial_lines: dict[str, list[str]] = {}
         suffix = ".log.gz" if compress_level else ".log"
         spool_dir.mkdir(parents=True, exist_ok=True)
@@ -74,6 +78,7 @@ class RunCapture:
             prefix=f"{sanitize_component(task_id)}-{attempt}-", suffix=suffix, dir=spool_dir
         )
         self.path = Path(name)
+        lock_exclusive(descriptor, wait=True)  # nobody else knows the name yet
         self._raw: IO[bytes] = os.fdopen(
             descriptor, "wb", buffering=0 if not compress_level else -1
         )
@@ -84,7 +89,10 @@ class RunCapture:
                 filename="", mode="wb", fileobj=self._raw, compresslevel=compress_level, mtime=0
             )
             self._out = self._gzip  # type: ignore[assignment]
-        self._next_sync = time.monotonic() + _SYNC_EVERY_SECONDS
+
+    @property
+    def compressed(self) -> bool:
+        return self._gzip is not None
 
     @property
     def closed(self) -> bool:
@@ -119,14 +127,23 @@ class RunCapture:
                 self.saw_exception = True
             if record.levelno >= logging.ERROR and self.first_error is None:
                 self.first_error = text.splitlines()[0] if text else ""
-            if self._gzip is not None and time.monotonic() >= self._next_sync:
-                # Push compressed bytes to the file now and then, so a killed
-                # process leaves at most about a second of log in memory.
-                try:
-                    self._gzip.flush(zlib.Z_SYNC_FLUSH)
-                except OSError as error:
-                    self.write_error = f"{type(error).__name__}: {error}"
-                self._next_sync = time.monotonic() + _SYNC_EVERY_SECONDS
+            self._unsynced = True
+
+    def sync(self) -> None:
+        """Push compressed bytes the compressor holds to the file, so a killed process loses none.
+
+        Called about twice a second by the router's flusher thread, not per record:
+        a sync flush per record would cost several microseconds and most of the
+        compression. Plain logs need nothing: each record is one unbuffered write.
+        """
+        with self._lock:
+            if self._closed or not self._unsynced or self._gzip is None:
+                return
+            self._unsynced = False
+            try:
+                self._gzip.flush(zlib.Z_SYNC_FLUSH)
+            except OSError as error:
+                self.write_error = self.write_error or f"{type(error).__name__}: {error}"
 
     def write_stream(self, stream: str, text: str) -> None:
         """Take text written to ``stdout``/``stderr`` and log it as whole lines.
@@ -170,8 +187,12 @@ class RunCapture:
             )
         )
 
-    def close(self) -> None:
-        """Flush what is pending and close the spool file; later records are dropped."""
+    def finish(self) -> None:
+        """Write what is pending and complete the file (gzip trailer); keep it open and locked.
+
+        Later records are dropped. The lock stays until :meth:`release` or
+        :meth:`discard`, so recovery leaves the file alone while it is being stored.
+        """
         for stream, pending in list(self._partial_lines.items()):
             if pending:
                 self._emit_stream_line(stream, "".join(pending))
@@ -184,13 +205,23 @@ class RunCapture:
             try:
                 if self._gzip is not None:
                     self._gzip.close()
-                self._raw.close()
+                self._raw.flush()
             except OSError as error:
                 self.write_error = self.write_error or f"{type(error).__name__}: {error}"
-                with contextlib.suppress(OSError):
-                    self._raw.close()  # the descriptor is released even if a flush failed
+
+    def release(self) -> None:
+        """Finish, then close the file and drop its lock; the file stays for recovery."""
+        self.finish()
+        if not self._released:
+            self._released = True
+            with contextlib.suppress(OSError):
+                self._raw.close()  # the descriptor and lock go even if a flush failed
+
+    close = release
 
     def discard(self) -> None:
-        """Remove the spool file; called only once its content is safely stored."""
-        self.close()
+        """Remove the spool file and its manifest; called only once the log is safely stored."""
+        self.finish()
         self.path.unlink(missing_ok=True)
+        manifest_path(self.path).unlink(missing_ok=True)
+        self.release()

@@ -129,6 +129,33 @@ class _StreamTee:
         return getattr(self.wrapped, name)
 
 
+class _Flusher(threading.Thread):
+    """Syncs compressed runs to disk about twice a second while any is active.
+
+    Lives only while runs are active (the router starts and stops it), so a
+    worker between tasks has no thread of ours. A run that logged and then went
+    quiet, waiting on I/O or about to be killed, still has its lines on disk.
+    """
+
+    INTERVAL = 0.5
+
+    def __init__(self, runs: list[RunCapture]) -> None:
+        super().__init__(name="celery-parselog-flusher", daemon=True)
+        self._runs = runs
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self.INTERVAL):
+            for capture in list(self._runs):
+                with contextlib.suppress(Exception):
+                    capture.sync()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self is not threading.current_thread():
+            self.join()
+
+
 class CaptureRouter:
     """Attaches the routing handler and stream tees while runs are active in this process."""
 
@@ -136,9 +163,10 @@ class CaptureRouter:
         self._selection = selection
         self._handler = _RoutingHandler(selection)
         self._lock = threading.Lock()
-        self._active = 0
+        self._runs: list[RunCapture] = []
         self._attached: list[logging.Logger] = []
         self._tees: list[tuple[str, _StreamTee]] = []
+        self._flusher: _Flusher | None = None
 
     @property
     def handler(self) -> logging.Handler:
@@ -146,29 +174,40 @@ class CaptureRouter:
 
     @property
     def active_runs(self) -> int:
-        return self._active
+        return len(self._runs)
 
     def enter(self, run: RunCapture) -> Token[RunCapture | None]:
         """Start routing this context's records to ``run``; pair with :meth:`leave`."""
         with self._lock:
-            self._active += 1
+            self._runs.append(run)
             self._attach_to_new_loggers()
-            if self._active == 1:
+            if len(self._runs) == 1:
                 self._install_tees()
+            if run.compressed and self._flusher is None:
+                self._flusher = _Flusher(self._runs)
+                self._flusher.start()
         return _current_run.set(run)
 
     def leave(self, token: Token[RunCapture | None]) -> None:
         """Stop routing to the run ``token`` came from; detach everything after the last run."""
+        run = token.var.get()
         try:
             _current_run.reset(token)
         except ValueError:
             # The token belongs to another context (prerun and postrun ran in
             # different ones); clearing is the best that can be done here.
             _current_run.set(None)
+        flusher = None
         with self._lock:
-            self._active = max(self._active - 1, 0)
-            if self._active == 0:
+            if run in self._runs:
+                self._runs.remove(run)
+            elif self._runs:
+                self._runs.pop()
+            if not self._runs:
                 self._detach_all()
+                flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            flusher.stop()
 
     def _targets(self) -> Iterable[logging.Logger]:
         # Existing loggers only: creating one here would leave it in logging's

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from celery_parselog import capture as capture_module
 from celery_parselog.capture import RunCapture
 from celery_parselog.formatting import build_formatter
 
@@ -167,13 +166,11 @@ def test_gzip_run_decompresses_to_the_same_lines(make_run: MakeRun) -> None:
     assert lines_of(run) == [f"INFO tests.capture: line {n}" for n in range(200)]
 
 
-def test_gzip_run_pushes_bytes_to_disk_before_close(
-    make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With a due sync, compressed bytes reach the file while the run is still open."""
-    monkeypatch.setattr(capture_module, "_SYNC_EVERY_SECONDS", 0.0)
+def test_gzip_run_pushes_bytes_to_disk_before_close(make_run: MakeRun) -> None:
+    """After sync(), compressed bytes of every record so far are on disk while the run is open."""
     run = make_run(compress_level=6)
     run.emit(record("visible before close"))
+    run.sync()
     partial = zlib.decompressobj(wbits=31).decompress(run.path.read_bytes())
     assert partial == b"INFO tests.capture: visible before close\n"
     assert not run.closed

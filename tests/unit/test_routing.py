@@ -8,7 +8,9 @@ import resource
 import signal
 import sys
 import threading
+import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,7 +52,7 @@ def _root_logs_everything() -> None:
 
 @pytest.fixture
 def make_run(tmp_path: Path) -> Iterator[MakeRun]:
-    """Build uncompressed RunCaptures with a time-free text format; close them all afterwards."""
+    """Build RunCaptures (plain unless asked) with a time-free format; close them afterwards."""
     made: list[RunCapture] = []
 
     def make(
@@ -58,6 +60,7 @@ def make_run(tmp_path: Path) -> Iterator[MakeRun]:
         *,
         task_id: str | None = None,
         levelno: int = logging.INFO,
+        compress_level: int = 0,
     ) -> RunCapture:
         task_id = task_id or str(uuid.uuid4())
         run = RunCapture(
@@ -67,7 +70,7 @@ def make_run(tmp_path: Path) -> Iterator[MakeRun]:
             levelno=levelno,
             formatter=build_formatter(FORMAT, task_id=task_id, task_name=TASK_NAME),
             spool_dir=tmp_path / "spool",
-            compress_level=0,
+            compress_level=compress_level,
             allows_logger=selection.allows,
         )
         made.append(run)
@@ -595,3 +598,26 @@ def test_stream_tee_passes_attributes_and_text_through(make_run: MakeRun) -> Non
         sys.stdout.writelines(["a", "b\n"])
         sys.stdout.flush()
     assert lines_of(run) == ["INFO stdout: ab"]
+
+
+def test_compressed_run_that_goes_quiet_is_synced_to_disk_by_the_flusher(
+    make_run: MakeRun,
+) -> None:
+    """A gzip run that logs once and then waits has that line on disk within a second."""
+    selection = LoggerSelection(["*"])
+    router = CaptureRouter(selection)
+    run = make_run(selection, compress_level=6)
+    token = router.enter(run)
+    try:
+        logging.getLogger("tests.routing.quiet").warning("last words")
+        deadline = time.monotonic() + 5
+        decoded = b""
+        while time.monotonic() < deadline and b"last words" not in decoded:
+            time.sleep(0.1)
+            decoded = zlib.decompressobj(wbits=31).decompress(run.path.read_bytes())
+        assert b"WARNING tests.routing.quiet: last words" in decoded
+        assert any(t.name == "celery-parselog-flusher" for t in threading.enumerate())
+    finally:
+        router.leave(token)
+        run.close()
+    assert not any(t.name == "celery-parselog-flusher" for t in threading.enumerate())
