@@ -100,9 +100,8 @@ class ResultMetadata:
         elif isinstance(backend, BaseKeyValueStoreBackend):
             backend.set(_OWN_KEY_PREFIX + entry["task_id"], backend.encode(dict(entry)))
 
-    def publish(self, task: Any, entry: Mapping[str, Any]) -> None:
+    def publish(self, backend: Backend, entry: Mapping[str, Any]) -> None:
         """Merge the final entry into the stored result metadata."""
-        backend = task.backend
         task_id = entry["task_id"]
         if _is_django_db(backend):
             self._publish_django_db(backend, task_id, entry)

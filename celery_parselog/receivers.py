@@ -10,6 +10,8 @@ state or result.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from contextvars import Token
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,6 +29,7 @@ from celery_parselog.keys import KeyContext, KeyRenderError, bind_arguments, ren
 from celery_parselog.metadata import FAILED, PENDING, STORED, ResultMetadata
 from celery_parselog.routing import CaptureRouter, LoggerSelection, current_run
 from celery_parselog.selection import TaskSelector
+from celery_parselog.spool import write_manifest
 from celery_parselog.storage import UploadError, storage_uri, store_log
 
 __all__ = ["CaptureConfig", "CaptureReceivers"]
@@ -34,6 +37,7 @@ __all__ = ["CaptureConfig", "CaptureReceivers"]
 logger = logging.getLogger("celery_parselog")
 
 _FALLBACK_KEY = "parselog/{task_name}/{task_id}-{attempt}.log"
+_HOSTNAME = socket.gethostname()
 
 
 @dataclass(frozen=True)
@@ -72,8 +76,7 @@ class CaptureConfig:
 class _ActiveRun:
     capture: RunCapture
     token: Token[RunCapture | None]
-    key: str
-    started: datetime
+    entry: dict[str, Any]
 
 
 def _iso(moment: datetime) -> str:
@@ -159,12 +162,27 @@ class CaptureReceivers:
             allows_logger=config.loggers.allows,
         )
         self._warn_if_levels_hide_records()
+        entry = self._entry(task_id, key, attempt, started, PENDING)
+        if attempt > 1:
+            entry["earlier_keys"] = self._earlier_keys(task, task_id, attempt)
+        self._write_manifest(capture, entry)
         try:
-            self.results.mark_pending(task, self._entry(task_id, key, attempt, started, PENDING))
+            self.results.mark_pending(task, entry)
         except Exception:
             logger.exception("Could not record the pending log of %s[%s]", task.name, task_id)
         token = self.router.enter(capture)
-        self._runs[id(capture)] = _ActiveRun(capture, token, key, started)
+        self._runs[id(capture)] = _ActiveRun(capture, token, entry)
+
+    def _earlier_keys(self, task: Any, task_id: str, attempt: int) -> list[str]:
+        """The keys of this task's earlier attempts, from the entry the previous attempt left."""
+        try:
+            previous = self.results.read(task.backend, task_id)
+        except Exception:  # noqa: BLE001 - the list is a convenience; the run goes on
+            logger.warning("Could not read the earlier attempts of %s[%s]", task.name, task_id)
+            return []
+        if not previous or int(previous.get("attempt", attempt)) >= attempt:
+            return []
+        return [*previous.get("earlier_keys", []), previous.get("key", "")]
 
     def _warn_if_levels_hide_records(self) -> None:
         root_level = logging.getLogger().getEffectiveLevel()
@@ -223,24 +241,30 @@ class CaptureReceivers:
             and not capture.saw_exception
         ):
             capture.emit_exception(retval)
-        capture.close()
-        finished = datetime.now(timezone.utc)
-        entry = self._entry(capture.task_id, active.key, capture.attempt, active.started, STORED)
-        entry.update(
-            finished=_iso(finished),
-            counts=dict(capture.counts),
-            task_state=state,
-        )
+        capture.finish()
+        entry = {
+            **active.entry,
+            "status": STORED,
+            "finished": _iso(datetime.now(timezone.utc)),
+            "counts": dict(capture.counts),
+            "task_state": state,
+            "complete": capture.write_error is None,
+        }
+        if capture.write_error is not None:
+            entry["write_error"] = capture.write_error
+        self._write_manifest(capture, entry)
         try:
             stored = store_log(
                 capture.path,
-                active.key,
+                active.entry["key"],
                 alias=self.config.storage,
                 attempts=self.config.upload_attempts,
                 backoff=self.config.upload_backoff,
             )
         except UploadError as error:
             entry.update(status=FAILED, error=str(error), spool=str(capture.path))
+            self._write_manifest(capture, entry)
+            capture.release()  # the log stays in the spool folder for recovery
             logger.error(
                 "The log of %s[%s] could not be stored and stays at %s: %s",
                 capture.task_name,
@@ -252,13 +276,21 @@ class CaptureReceivers:
             entry.update(key=stored.key, uri=stored.uri, bytes=stored.bytes, sha256=stored.sha256)
             capture.discard()
         try:
-            self.results.publish(task, entry)
+            self.results.publish(task.backend, entry)
         except Exception:
             logger.exception(
                 "Could not record the log of %s[%s] on its result",
                 capture.task_name,
                 capture.task_id,
             )
+
+    @staticmethod
+    def _write_manifest(capture: RunCapture, entry: dict[str, Any]) -> None:
+        """Keep the sidecar manifest current; without one, recovery still finds the log by name."""
+        try:
+            write_manifest(capture.path, {**entry, "hostname": _HOSTNAME, "pid": os.getpid()})
+        except OSError as error:
+            logger.warning("Could not write the manifest of %s: %s", capture.path, error)
 
     def _planned_uri(self, key: str) -> str:
         """Where ``key`` will be once stored; a storage that cannot say yields ``""``."""

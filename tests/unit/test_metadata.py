@@ -93,7 +93,7 @@ def test_published_entry_joins_the_stored_result_without_changing_it(
     metadata = ResultMetadata()
     metadata.mark_pending(task, entry(task_id, "pending"))
     app.backend.store_result(task_id, {"x": 1}, states.SUCCESS)
-    metadata.publish(task, stored_entry(task_id))
+    metadata.publish(task.backend, stored_entry(task_id))
     meta = app.backend.get_task_meta(task_id, cache=False)
     assert meta[ENTRY]["status"] == "stored"
     assert meta[ENTRY] == stored_entry(task_id)
@@ -108,7 +108,7 @@ def test_published_entry_joins_a_failure_result_without_changing_it(
     """A FAILURE result keeps its exception after the entry is merged into its metadata."""
     task_id = new_id()
     app.backend.store_result(task_id, ValueError("bad row"), states.FAILURE)
-    ResultMetadata().publish(task, stored_entry(task_id))
+    ResultMetadata().publish(task.backend, stored_entry(task_id))
     result: AsyncResult[Any] = AsyncResult(task_id, app=app)
     assert result.state == states.FAILURE
     with pytest.raises(ValueError, match="bad row"):
@@ -119,7 +119,7 @@ def test_published_entry_joins_a_failure_result_without_changing_it(
 def test_published_entry_without_a_result_is_readable(task: Task[Any, Any], app: Celery) -> None:
     """A task that stores no result still has its final entry, under the entry's own key."""
     task_id = new_id()
-    ResultMetadata().publish(task, stored_entry(task_id))
+    ResultMetadata().publish(task.backend, stored_entry(task_id))
     assert "parselog" not in app.backend.get_task_meta(task_id, cache=False)
     assert ResultMetadata.read(app.backend, task_id) == stored_entry(task_id)
     info = log_info(AsyncResult(task_id, app=app))
@@ -138,7 +138,7 @@ def test_log_info_waits_for_the_final_entry(task: Task[Any, Any], app: Celery) -
     assert first is not None
     assert first.status == "pending"
 
-    publisher = threading.Timer(0.2, metadata.publish, args=(task, stored_entry(task_id)))
+    publisher = threading.Timer(0.2, metadata.publish, args=(task.backend, stored_entry(task_id)))
     publisher.start()
     try:
         info = log_info(result, wait=30, poll=0.01)
@@ -264,7 +264,7 @@ def test_django_db_published_entry_joins_the_row_without_changing_the_result(
         app.backend.store_result(task_id, {"x": 1}, states.SUCCESS, request=task.request)
     finally:
         task.pop_request()
-    ResultMetadata().publish(task, stored_entry(task_id))
+    ResultMetadata().publish(task.backend, stored_entry(task_id))
     meta = app.backend.get_task_meta(task_id, cache=False)
     assert meta[ENTRY] == stored_entry(task_id)
     assert meta["status"] == states.SUCCESS
@@ -278,6 +278,6 @@ def test_django_db_publish_without_a_row_does_nothing(django_db_app: tuple[Celer
     """On django-db, a task that stored no result gets no row from publish() and no error."""
     app, task_result = django_db_app
     task_id = new_id()
-    ResultMetadata().publish(app.tasks["tests.parse"], stored_entry(task_id))
+    ResultMetadata().publish(app.tasks["tests.parse"].backend, stored_entry(task_id))
     assert not task_result.objects.filter(task_id=task_id).exists()
     assert log_info(AsyncResult(task_id, app=app)) is None

@@ -24,6 +24,7 @@ from django.test import override_settings
 from celery_parselog.metadata import LogInfo, ResultMetadata, log_info
 from celery_parselog.receivers import CaptureConfig, CaptureReceivers
 from celery_parselog.routing import current_run
+from celery_parselog.spool import manifest_path, read_manifest
 
 KEY = "parsing_logs/{data_file_id}/{reparse_id}/{task_id}-{attempt}.log"
 FORMAT = "%(levelname)s %(name)s: %(message)s"
@@ -236,10 +237,10 @@ def test_spool_file_is_deleted_after_upload(
         args=(7,),
         between=lambda: during.extend(spool_files(receivers, task_id)),
     )
-    assert len(during) == 1
-    assert during[0].name.endswith(".log.gz")
+    assert sorted(path.name.endswith(".log.gz.json") for path in during) == [False, True]
+    log_file = next(path for path in during if path.name.endswith(".log.gz"))
     assert spool_files(receivers, task_id) == []
-    assert not during[0].exists()
+    assert not log_file.exists()
 
 
 def test_entry_is_pending_during_the_run_and_stored_after(
@@ -418,7 +419,10 @@ def test_failed_upload_keeps_the_spool_file_and_publishes_failed(
     assert entry is not None
     spool = Path(entry["spool"])
     try:
-        assert spool_files(receivers, task_id) == [spool]
+        assert spool_files(receivers, task_id) == [spool, manifest_path(spool)]
+        manifest = read_manifest(manifest_path(spool))
+        assert manifest["status"] == "failed"
+        assert manifest["key"] == f"parsing_logs/7/3/{task_id}-1.log.gz"
         assert not is_open(spool)
         assert gzip.decompress(spool.read_bytes()).decode().splitlines() == [
             "INFO tests.receivers.body: parsing file 7",
