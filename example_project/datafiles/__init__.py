@@ -1,0 +1,1 @@
+"""Quarterly data files: their upload, their parsing, and the record of each parse run."""

@@ -1,0 +1,1 @@
+"""The ``demo`` command: the whole service run once, end to end, on sample files."""
