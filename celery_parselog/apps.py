@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from celery.signals import worker_init, worker_ready
+from celery.signals import worker_init, worker_ready, worker_shutdown
 from django.apps import AppConfig
 
 __all__ = ["CeleryParselogConfig"]
@@ -23,4 +23,7 @@ class CeleryParselogConfig(AppConfig):
         )
         worker_ready.connect(
             worker.on_worker_ready, weak=False, dispatch_uid="celery_parselog.worker_ready"
+        )
+        worker_shutdown.connect(
+            worker.on_worker_shutdown, weak=False, dispatch_uid="celery_parselog.worker_shutdown"
         )

@@ -114,6 +114,12 @@ SPECS: tuple[SettingSpec, ...] = (
         "How many times an upload is tried before the log is left in the spool folder.",
     ),
     SettingSpec(
+        "RECOVERY_INTERVAL",
+        60,
+        "Seconds between a worker's sweeps of its spool folder for logs left by failed "
+        "uploads or killed children; `0` sweeps only when the worker starts.",
+    ),
+    SettingSpec(
         "UPLOAD_BACKOFF",
         0.5,
         "Seconds to wait before the second upload attempt; doubled for each further one.",
@@ -279,6 +285,17 @@ class ParselogSettings:
         value = self._value("UPLOAD_BACKOFF")
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 60:
             raise _type_error("UPLOAD_BACKOFF", value, "a number of seconds from 0 to 60")
+        return float(value)
+
+    @property
+    def recovery_interval(self) -> float:
+        value = self._value("RECOVERY_INTERVAL")
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not 0 <= value <= 86400
+        ):
+            raise _type_error("RECOVERY_INTERVAL", value, "a number of seconds from 0 to 86400")
         return float(value)
 
 

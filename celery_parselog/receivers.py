@@ -54,6 +54,7 @@ class CaptureConfig:
     spool_dir: Path
     upload_attempts: int
     upload_backoff: float
+    recovery_interval: float
 
     @classmethod
     def from_settings(cls, source: ParselogSettings | None = None) -> CaptureConfig:
@@ -69,6 +70,7 @@ class CaptureConfig:
             spool_dir=settings.spool_dir,
             upload_attempts=settings.upload_attempts,
             upload_backoff=settings.upload_backoff,
+            recovery_interval=settings.recovery_interval,
         )
 
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from billiard.exceptions import TimeLimitExceeded, WorkerLostError
 from celery import Celery
+from celery.signals import task_failure, task_revoked
 from click import Option
 
 from celery_parselog.conf import ParselogSettings, SettingError
 from celery_parselog.receivers import CaptureConfig, CaptureReceivers
+from celery_parselog.recovery import RecoverySweeper
 
 __all__ = [
     "active_receivers",
@@ -25,15 +28,20 @@ __all__ = [
     "install",
     "on_worker_init",
     "on_worker_ready",
+    "on_worker_shutdown",
+    "start_recovery",
+    "stop_recovery",
 ]
 
 logger = logging.getLogger("celery_parselog")
 
 OPTION = "parselog"
 
-# The receivers of this process while capture is on. Held here so they stay
-# alive, and reset by disable() so tests can start from a clean state.
+# The receivers of this process while capture is on, and the main process's
+# recovery sweeper. Held here so they stay alive, and reset by disable() so tests
+# can start from a clean state.
 _receivers: CaptureReceivers | None = None
+_sweeper: RecoverySweeper | None = None
 
 
 def install(app: Celery) -> None:
@@ -67,11 +75,58 @@ def enable(config: CaptureConfig | None = None) -> CaptureReceivers:
 
 
 def disable() -> None:
-    """Stop capturing in this process: disconnect the receivers and forget them."""
+    """Stop capturing in this process: disconnect the receivers, stop recovery, forget both."""
     global _receivers
+    stop_recovery()
     if _receivers is not None:
         _receivers.disconnect()
         _receivers = None
+
+
+def start_recovery(backend: Any) -> RecoverySweeper | None:
+    """Start sweeping the spool folder for orphaned logs in this (main) process."""
+    global _sweeper
+    if _receivers is None or _sweeper is not None:
+        return _sweeper
+    config = _receivers.config
+    _sweeper = RecoverySweeper(
+        config.spool_dir,
+        storage=config.storage,
+        attempts=config.upload_attempts,
+        backoff=config.upload_backoff,
+        backend=backend,
+        interval=config.recovery_interval,
+    )
+    _sweeper.start()
+    task_failure.connect(_on_task_failure, weak=False, dispatch_uid="celery_parselog.lost")
+    task_revoked.connect(_on_task_revoked, weak=False, dispatch_uid="celery_parselog.revoked")
+    return _sweeper
+
+
+def stop_recovery() -> None:
+    global _sweeper
+    if _sweeper is not None:
+        task_failure.disconnect(dispatch_uid="celery_parselog.lost")
+        task_revoked.disconnect(dispatch_uid="celery_parselog.revoked")
+        _sweeper.stop()
+        _sweeper = None
+
+
+def _on_task_failure(sender: Any = None, exception: Any = None, **_: Any) -> None:
+    # Sent by the main process when a child died under a task (killed, out of
+    # memory) or passed its hard time limit; that run's log is now an orphan.
+    if _sweeper is not None and isinstance(exception, (WorkerLostError, TimeLimitExceeded)):
+        _sweeper.wake()
+
+
+def _on_task_revoked(sender: Any = None, terminated: bool = False, **_: Any) -> None:
+    if _sweeper is not None and terminated:
+        _sweeper.wake()
+
+
+def on_worker_shutdown(**_: Any) -> None:
+    """Receiver of ``worker_shutdown``: stop the sweeper before the process exits."""
+    stop_recovery()
 
 
 def on_worker_init(sender: Any = None, **_: Any) -> None:
@@ -96,15 +151,17 @@ def on_worker_init(sender: Any = None, **_: Any) -> None:
 
 
 def on_worker_ready(sender: Any = None, **_: Any) -> None:
-    """Receiver of ``worker_ready``: report what only a complete task registry shows.
+    """Receiver of ``worker_ready``: start recovery, and report what only a worker can see.
 
-    Outside a worker the project's task modules are usually not imported yet, so
-    a pattern that matches nothing, or a key field a task lacks, is reported here.
+    The first sweep stores what a previous life of this worker left behind. Outside
+    a worker the project's task modules are usually not imported yet, so a pattern
+    that matches nothing, or a key field a task lacks, is reported here.
     """
     if _receivers is None or sender is None:
         return
     from celery_parselog.checks import registered_task_problems
 
+    start_recovery(sender.app.backend)
     settings = ParselogSettings()
     registered = {
         name: task.run for name, task in sender.app.tasks.items() if not name.startswith("celery.")

@@ -45,6 +45,7 @@ PROPERTY_FOR = {
     "SPOOL_DIR": "spool_dir",
     "UPLOAD_ATTEMPTS": "upload_attempts",
     "UPLOAD_BACKOFF": "upload_backoff",
+    "RECOVERY_INTERVAL": "recovery_interval",
 }
 
 # A valid value unlike the default and unlike tests/settings.py, and what the property gives.
@@ -60,6 +61,7 @@ NON_DEFAULT: dict[str, tuple[Any, Any]] = {
     "SPOOL_DIR": ("/srv/parselog-spool", Path("/srv/parselog-spool")),
     "UPLOAD_ATTEMPTS": (7, 7),
     "UPLOAD_BACKOFF": (2.5, 2.5),
+    "RECOVERY_INTERVAL": (15, 15.0),
 }
 
 # What each property gives when its setting is absent.
@@ -75,6 +77,7 @@ DEFAULT_VALUE: dict[str, Any] = {
     "SPOOL_DIR": Path(tempfile.gettempdir()) / "celery-parselog",
     "UPLOAD_ATTEMPTS": 3,
     "UPLOAD_BACKOFF": 0.5,
+    "RECOVERY_INTERVAL": 60.0,
 }
 
 SPEC_NAMES = [spec.name for spec in SPECS]
@@ -142,6 +145,7 @@ def test_spec_defaults_match_property_defaults() -> None:
         "SPOOL_DIR": None,
         "UPLOAD_ATTEMPTS": 3,
         "UPLOAD_BACKOFF": 0.5,
+        "RECOVERY_INTERVAL": 60,
     }
 
 
@@ -235,6 +239,10 @@ E008 = "celery_parselog.E008"
         ("UPLOAD_BACKOFF", "1", E008),
         ("UPLOAD_BACKOFF", math.nan, E008),
         ("UPLOAD_BACKOFF", math.inf, E008),
+        ("RECOVERY_INTERVAL", -1, E008),
+        ("RECOVERY_INTERVAL", math.nan, E008),
+        ("RECOVERY_INTERVAL", "60", E008),
+        ("RECOVERY_INTERVAL", False, E008),
     ],
 )
 def test_setting_error_names_the_key(name: str, value: object, check_id: str) -> None:
