@@ -132,7 +132,7 @@ class RunCapture:
     def sync(self) -> None:
         """Push compressed bytes the compressor holds to the file, so a killed process loses none.
 
-        Called about twice a second by the router's flusher thread, not per record:
+        Called five times a second by the router's flusher thread, not per record:
         a sync flush per record would cost several microseconds and most of the
         compression. Plain logs need nothing: each record is one unbuffered write.
         """
@@ -167,6 +167,16 @@ class RunCapture:
         if level < self.levelno or not self.allows_logger(stream):
             return
         self.emit(logging.LogRecord(stream, level, "", 0, line.rstrip("\r"), None, None, func=None))
+
+    def write_marker(self, text: str) -> None:
+        """Write a line of the package's own, such as ``-- log incomplete: … --``; not counted."""
+        with self._lock:
+            if self._closed or self.write_error is not None:
+                return
+            try:
+                self._out.write(f"{text}\n".encode(_ENCODING, _ERRORS))
+            except OSError as error:
+                self.write_error = f"{type(error).__name__}: {error}"
 
     def emit_exception(self, error: BaseException) -> None:
         """Record a failure whose traceback no logger wrote (for example when Celery's is muted)."""

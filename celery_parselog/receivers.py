@@ -27,6 +27,7 @@ from celery_parselog.conf import ParselogSettings
 from celery_parselog.formatting import build_formatter
 from celery_parselog.keys import KeyContext, KeyRenderError, bind_arguments, render_key
 from celery_parselog.metadata import FAILED, PENDING, STORED, ResultMetadata
+from celery_parselog.recovery import INTERRUPTED_TRAILER
 from celery_parselog.routing import CaptureRouter, LoggerSelection, current_run
 from celery_parselog.selection import TaskSelector
 from celery_parselog.spool import write_manifest
@@ -243,6 +244,12 @@ class CaptureReceivers:
             and not capture.saw_exception
         ):
             capture.emit_exception(retval)
+        # Celery leaves ``state`` unset when something other than an Exception (a
+        # signal's SystemExit, a time limit) tore through the task: the run did not
+        # reach its end, and its log says so.
+        interrupted = state is None
+        if interrupted:
+            capture.write_marker(INTERRUPTED_TRAILER)
         capture.finish()
         entry = {
             **active.entry,
@@ -250,8 +257,10 @@ class CaptureReceivers:
             "finished": _iso(datetime.now(timezone.utc)),
             "counts": dict(capture.counts),
             "task_state": state,
-            "complete": capture.write_error is None,
+            "complete": capture.write_error is None and not interrupted,
         }
+        if interrupted:
+            entry["incomplete_reason"] = "run interrupted"
         if capture.write_error is not None:
             entry["write_error"] = capture.write_error
         self._write_manifest(capture, entry)

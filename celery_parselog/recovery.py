@@ -29,11 +29,18 @@ from celery_parselog.metadata import STORED, ResultMetadata
 from celery_parselog.spool import MANIFEST_SUFFIX, lock_exclusive, manifest_path, read_manifest
 from celery_parselog.storage import UploadError, store_log
 
-__all__ = ["INCOMPLETE_TRAILER", "RecoveryReport", "RecoverySweeper", "recover_spool"]
+__all__ = [
+    "INCOMPLETE_TRAILER",
+    "INTERRUPTED_TRAILER",
+    "RecoveryReport",
+    "RecoverySweeper",
+    "recover_spool",
+]
 
 logger = logging.getLogger("celery_parselog.recovery")
 
 INCOMPLETE_TRAILER = "-- log incomplete: worker lost --"
+INTERRUPTED_TRAILER = "-- log incomplete: run interrupted --"
 # A spool file without a manifest may be a run that is starting right now (its lock
 # is taken a moment after the file is created): leave such files alone this long.
 _UNNAMED_GRACE_SECONDS = 300

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 BUCKET = "parselog-e2e"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -59,7 +59,7 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> No
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A private Redis server on a free port, without persistence."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             _require("redis-server"),
@@ -87,7 +87,7 @@ def s3_endpoint() -> Iterator[str]:
     """moto's S3 server over real HTTP, with the test bucket created."""
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
@@ -156,15 +156,22 @@ def start_worker(redis_url: str, s3_endpoint: str, tmp_path: Path) -> Iterator[A
     """Start ``celery worker`` subprocesses; each is shut down warmly at the end of the test."""
     started: list[Worker] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> Worker:
-        state_dir = tmp_path / f"state-{len(started)}"
-        state_dir.mkdir()
+    def start(
+        *args: str,
+        env: dict[str, str] | None = None,
+        state_dir: Path | None = None,
+        queue: str | None = None,
+    ) -> Worker:
+        """Start a worker; pass the ``state_dir`` and ``queue`` of an earlier one to succeed it."""
+        if state_dir is None:
+            state_dir = tmp_path / f"state-{len(started)}"
+            state_dir.mkdir()
         full_env = _base_env(redis_url, s3_endpoint, state_dir)
         full_env.update(env or {})
         migrate(full_env)
         unique = uuid.uuid4().hex[:8]
-        name, queue = f"e2e-{unique}@localhost", f"e2e-{unique}"
-        output = state_dir / "worker.out"
+        name, queue = f"e2e-{unique}@localhost", queue or f"e2e-{unique}"
+        output = state_dir / f"worker-{unique}.out"
         with output.open("wb") as sink:
             process = subprocess.Popen(
                 [

@@ -41,10 +41,14 @@ STORAGES = {
 }
 
 CELERY_PARSELOG_ENABLED = _env.get("E2E_PARSELOG_ENABLED", "1") == "1"
-CELERY_PARSELOG_TASKS = ["tests.e2e.proj.tasks.parse"]
+CELERY_PARSELOG_TASKS = ["tests.e2e.proj.tasks.parse", "tests.e2e.proj.tasks.slow_*"]
 CELERY_PARSELOG_KEY = "parsing_logs/{data_file_id}/{reparse_id}/{task_id}-{attempt}.log"
 CELERY_PARSELOG_FORMAT = _env.get("E2E_PARSELOG_FORMAT", "%(levelname)s %(name)s: %(message)s")
 CELERY_PARSELOG_SPOOL_DIR = str(_STATE / "spool")
+CELERY_PARSELOG_COMPRESS = _env.get("E2E_COMPRESS", "1") == "1"
+CELERY_PARSELOG_RECOVERY_INTERVAL = float(_env.get("E2E_RECOVERY_INTERVAL", "60"))
+CELERY_PARSELOG_UPLOAD_ATTEMPTS = int(_env.get("E2E_UPLOAD_ATTEMPTS", "3"))
+CELERY_PARSELOG_UPLOAD_BACKOFF = float(_env.get("E2E_UPLOAD_BACKOFF", "0.5"))
 
 # Like a real deployment: a console handler, and a parsers logger that does not
 # propagate and writes to a rotating file of its own. Capture must leave both as they are.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from celery import shared_task
@@ -49,3 +50,17 @@ def parse(
 def unselected(value: int) -> int:
     records.info("unselected task %s", value)
     return value
+
+
+@shared_task
+def slow_parse(
+    data_file_id: int, reparse_id: int | None = None, seconds: float = 30.0, lines: int = 3
+) -> int:
+    """Logs a few lines, says which process it runs in, then waits to be killed or timed out."""
+    for number in range(lines):
+        records.info("slow record %d of file %s", number, data_file_id)
+    marker = Path(os.environ["E2E_STATE_DIR"]) / f"running-{data_file_id}"
+    marker.write_text(str(os.getpid()))
+    time.sleep(seconds)
+    records.info("slow parse of file %s finished", data_file_id)
+    return data_file_id

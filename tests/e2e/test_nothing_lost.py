@@ -1,0 +1,289 @@
+"""End to end: logs of runs that go wrong still reach storage, marked as incomplete when
+the run never reached its end. Real signals kill real worker processes; the S3 server
+is stopped and started again to make an outage."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery.result import AsyncResult
+from moto.server import ThreadedMotoServer
+
+from celery_parselog import LogInfo, log_info
+from celery_parselog.recovery import INCOMPLETE_TRAILER
+from tests.e2e.conftest import BUCKET, REPO, Worker, free_port, s3_client
+
+SLOW = "tests.e2e.proj.tasks.slow_parse"
+PARSE = "tests.e2e.proj.tasks.parse"
+
+
+class StoppableS3:
+    """moto's S3 server on a fixed port that a test can take down and bring back."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._server: ThreadedMotoServer | None = None
+
+    def start(self) -> None:
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port)
+        self._server.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+@pytest.fixture
+def stoppable_s3() -> Iterator[StoppableS3]:
+    server = StoppableS3()
+    server.start()
+    s3_client(server.endpoint).create_bucket(Bucket=BUCKET)
+    yield server
+    server.stop()
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def running_pid(worker: Worker, file_id: int) -> int:
+    """The pid of the process running ``slow_parse`` for ``file_id``, once it got going."""
+    marker = worker.state_dir / f"running-{file_id}"
+    return int(wait_for(lambda: marker.exists() and marker.read_text(), 60, "the task to start"))
+
+
+def stored_info(result: AsyncResult[Any], timeout: float = 60) -> LogInfo:
+    info = log_info(result, wait=timeout)
+    assert info is not None, "no parselog entry"
+    assert info.status == "stored", info
+    return info
+
+
+def stored_or_none(result: AsyncResult[Any]) -> LogInfo | None:
+    info = log_info(result)
+    return info if info is not None and info.stored else None
+
+
+def stored_text(endpoint: str, info: LogInfo) -> list[str]:
+    body = s3_client(endpoint).get_object(Bucket=BUCKET, Key=info.key)["Body"].read()
+    text = gzip.decompress(body) if info.key.endswith(".gz") else body
+    return str(text.decode()).splitlines()
+
+
+def slow_lines(file_id: int, lines: int = 3) -> list[str]:
+    return [f"INFO e2eproj.records: slow record {n} of file {file_id}" for n in range(lines)]
+
+
+def spool_contents(worker: Worker) -> list[str]:
+    spool = worker.state_dir / "spool"
+    return sorted(p.name for p in spool.iterdir()) if spool.exists() else []
+
+
+@pytest.mark.parametrize(
+    ("compress", "settle"),
+    [
+        # Plain logs: every line is on disk as it is written, so kill at once.
+        ("0", 0.0),
+        # Compressed logs: lines reach the disk within a fifth of a second.
+        ("1", 0.5),
+    ],
+)
+def test_child_killed_mid_task_has_its_log_stored_by_the_main_process(
+    compress: str, settle: float, start_worker: Any, s3_endpoint: str
+) -> None:
+    """SIGKILL of a prefork child: the main process stores the log, ending in the trailer."""
+    worker = start_worker("--pool", "prefork", "--concurrency", "1", env={"E2E_COMPRESS": compress})
+    result = worker.send(SLOW, 60)
+    pid = running_pid(worker, 60)
+    time.sleep(settle)
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(Exception, match="Worker exited prematurely"):
+        result.get(timeout=60)
+    info = stored_info(result)
+    suffix = ".log.gz" if compress == "1" else ".log"
+    assert info.key == f"parsing_logs/60/None/{result.id}-1{suffix}"
+    assert stored_text(s3_endpoint, info) == [*slow_lines(60), INCOMPLETE_TRAILER]
+    entry = worker.client.backend.get_task_meta(result.id, cache=False)["parselog"]
+    assert entry["complete"] is False
+    assert entry["incomplete_reason"] == "worker lost"
+    assert result.state == "FAILURE"
+    assert wait_for(lambda: spool_contents(worker) == [], 10, "the spool to empty")
+
+
+def test_hard_time_limit_keeps_the_log_up_to_the_last_line(
+    start_worker: Any, s3_endpoint: str
+) -> None:
+    """A hard time limit kills the child; its log reaches storage with the trailer."""
+    worker = start_worker("--pool", "prefork", "--concurrency", "1")
+    result = worker.client.send_task(
+        SLOW, args=(61,), queue=worker.queue, time_limit=3, soft_time_limit=None
+    )
+    with pytest.raises(Exception, match="TimeLimitExceeded"):
+        result.get(timeout=60)
+    info = stored_info(result)
+    lines = stored_text(s3_endpoint, info)
+    # The child is either killed at once (recovered: "worker lost") or interrupted
+    # first and then killed (its own postrun: "run interrupted"); both say so.
+    assert lines[:-1] == slow_lines(61)
+    assert lines[-1] in (INCOMPLETE_TRAILER, "-- log incomplete: run interrupted --")
+    entry = worker.client.backend.get_task_meta(result.id, cache=False)["parselog"]
+    assert entry["complete"] is False
+
+
+def test_soft_time_limit_traceback_is_in_the_uploaded_log(
+    start_worker: Any, s3_endpoint: str
+) -> None:
+    """SoftTimeLimitExceeded is raised in the task: its traceback is logged and uploaded."""
+    worker = start_worker("--pool", "prefork", "--concurrency", "1")
+    result = worker.client.send_task(SLOW, args=(62,), queue=worker.queue, soft_time_limit=2)
+    with pytest.raises(Exception, match="SoftTimeLimitExceeded"):
+        result.get(timeout=60)
+    info = stored_info(result)
+    lines = stored_text(s3_endpoint, info)
+    assert lines[:3] == slow_lines(62)
+    assert "Traceback (most recent call last):" in lines
+    assert any("SoftTimeLimitExceeded" in line for line in lines[-2:])
+    assert INCOMPLETE_TRAILER not in lines
+    entry = worker.client.backend.get_task_meta(result.id, cache=False)["parselog"]
+    assert entry["complete"] is True
+
+
+def test_revoked_with_terminate_behaves_like_a_killed_child(
+    start_worker: Any, s3_endpoint: str
+) -> None:
+    """revoke(terminate=True) kills the child; the log is stored as incomplete."""
+    worker = start_worker("--pool", "prefork", "--concurrency", "1")
+    result = worker.send(SLOW, 63)
+    running_pid(worker, 63)
+    time.sleep(0.5)  # compressed lines reach the disk within a fifth of a second
+    worker.client.control.revoke(result.id, terminate=True, signal="SIGKILL")
+    info = stored_info(result)
+    assert stored_text(s3_endpoint, info) == [*slow_lines(63), INCOMPLETE_TRAILER]
+
+
+def test_whole_worker_killed_is_recovered_when_the_next_one_starts(
+    start_worker: Any, s3_endpoint: str
+) -> None:
+    """A solo worker killed mid-task: its successor on the same spool folder stores the log."""
+    first = start_worker("--pool", "solo")
+    result = first.send(SLOW, 64)
+    running_pid(first, 64)
+    time.sleep(0.5)  # compressed lines reach the disk within a fifth of a second
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait(10)
+    assert any(name.endswith(".log.gz") for name in spool_contents(first))
+    start_worker("--pool", "solo", state_dir=first.state_dir)
+    info = stored_info(result)
+    assert stored_text(s3_endpoint, info) == [*slow_lines(64), INCOMPLETE_TRAILER]
+
+
+def test_storage_outage_keeps_the_log_and_the_task_result(
+    start_worker: Any, stoppable_s3: StoppableS3
+) -> None:
+    """S3 down during upload: state and result stay, the entry says failed, the log waits in
+    the spool, and the periodic sweep stores it once S3 is back."""
+    worker = start_worker(
+        "--pool",
+        "solo",
+        env={
+            "E2E_S3_ENDPOINT": stoppable_s3.endpoint,
+            "E2E_UPLOAD_ATTEMPTS": "2",
+            "E2E_UPLOAD_BACKOFF": "0.1",
+            "E2E_RECOVERY_INTERVAL": "2",
+        },
+    )
+    stoppable_s3.stop()
+    result = worker.send(PARSE, 65)
+    assert result.get(timeout=60)["file"] == 65
+    assert result.state == "SUCCESS"
+    failed = log_info(result, wait=30)
+    assert failed is not None
+    assert failed.status == "failed"
+    assert failed.error is not None and "after 2 attempts" in failed.error
+    names = spool_contents(worker)
+    assert len(names) == 2 and names[1] == names[0] + ".json"
+
+    stoppable_s3.start()
+    # "failed" is final for log_info(); the sweep turns it into "stored" later.
+    info = wait_for(lambda: stored_or_none(result), 60, "the sweep to store the log")
+    assert info.key == f"parsing_logs/65/None/{result.id}-1.log.gz"
+    lines = stored_text(stoppable_s3.endpoint, info)
+    assert lines[0] == "INFO e2eproj.task: parse start 65"
+    assert INCOMPLETE_TRAILER not in lines
+    assert wait_for(lambda: spool_contents(worker) == [], 10, "the spool to empty")
+    assert result.get(timeout=5)["file"] == 65
+
+
+def test_recover_command_reports_an_unreachable_storage_then_stores(
+    start_worker: Any, stoppable_s3: StoppableS3
+) -> None:
+    """parselog_recover exits non-zero with a clear message while S3 is down, then stores."""
+    worker = start_worker(
+        "--pool",
+        "solo",
+        env={
+            "E2E_S3_ENDPOINT": stoppable_s3.endpoint,
+            "E2E_UPLOAD_ATTEMPTS": "1",
+            "E2E_RECOVERY_INTERVAL": "0",
+        },
+    )
+    stoppable_s3.stop()
+    result = worker.send(PARSE, 66)
+    result.get(timeout=60)
+    assert wait_for(lambda: len(spool_contents(worker)) == 2, 30, "the log to stay in the spool")
+    worker.process.send_signal(signal.SIGTERM)
+    worker.process.wait(30)
+
+    def recover() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "django", "parselog_recover"],
+            cwd=REPO,
+            env=worker.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    down = recover()
+    assert down.returncode != 0
+    assert "could not be stored" in down.stderr
+    assert "storage is reachable" in down.stderr
+    assert len(spool_contents(worker)) == 2
+
+    stoppable_s3.start()
+    up = recover()
+    assert up.returncode == 0, up.stderr
+    assert "Stored 1," in up.stdout
+    assert spool_contents(worker) == []
+    info = stored_info(result, timeout=5)
+    assert stored_text(stoppable_s3.endpoint, info)[0] == "INFO e2eproj.task: parse start 66"
+
+
+def test_spool_folder_is_private(start_worker: Any) -> None:
+    """Spool files are readable by the worker's user only, while they exist."""
+    worker = start_worker("--pool", "solo")
+    result = worker.send(SLOW, 67, seconds=3.0)
+    running_pid(worker, 67)
+    spool = worker.state_dir / "spool"
+    logs = [p for p in spool.iterdir() if p.name.endswith(".log.gz")]
+    assert logs and all((p.stat().st_mode & 0o077) == 0 for p in logs)
+    result.get(timeout=60)
+    assert Path(spool).exists()
