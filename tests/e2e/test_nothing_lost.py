@@ -287,3 +287,38 @@ def test_spool_folder_is_private(start_worker: Any) -> None:
     assert logs and all((p.stat().st_mode & 0o077) == 0 for p in logs)
     result.get(timeout=60)
     assert Path(spool).exists()
+
+
+@pytest.mark.parametrize("task_name", ["retried_parse", "autoretried_parse"])
+def test_each_retry_attempt_has_a_log_of_its_own(
+    task_name: str, start_worker: Any, s3_endpoint: str
+) -> None:
+    """Every attempt is stored under its own key; the final entry lists the earlier ones."""
+    worker = start_worker("--pool", "solo")
+    result = worker.send(f"tests.e2e.proj.tasks.{task_name}", 70)
+    final_attempt = result.get(timeout=60)
+    info = stored_info(result)
+    assert info.attempt == final_attempt
+    assert info.key == f"parsing_logs/70/None/{result.id}-{final_attempt}.log.gz"
+    entry = worker.client.backend.get_task_meta(result.id, cache=False)["parselog"]
+    earlier = [f"parsing_logs/70/None/{result.id}-{n}.log.gz" for n in range(1, final_attempt)]
+    assert entry["earlier_keys"] == earlier
+    for number, key in enumerate([*earlier, info.key], start=1):
+        body = s3_client(s3_endpoint).get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        lines = gzip.decompress(body).decode().splitlines()
+        assert lines[0] == f"INFO e2eproj.records: attempt {number} of file 70"
+    assert spool_contents(worker) == []
+
+
+@pytest.mark.parametrize(
+    ("task_name", "line"), [("rejected_parse", "rejecting"), ("ignored_parse", "ignoring")]
+)
+def test_reject_and_ignore_store_their_log_and_leave_nothing(
+    task_name: str, line: str, start_worker: Any, s3_endpoint: str
+) -> None:
+    """Reject and Ignore end a run early: its log is stored and the spool is left empty."""
+    worker = start_worker("--pool", "solo")
+    result = worker.send(f"tests.e2e.proj.tasks.{task_name}", 71)
+    info = wait_for(lambda: stored_or_none(result), 60, "the log to be stored")
+    assert stored_text(s3_endpoint, info)[0] == f"INFO e2eproj.records: {line} file 71"
+    assert wait_for(lambda: spool_contents(worker) == [], 10, "the spool to empty")

@@ -41,7 +41,7 @@ STORAGES = {
 }
 
 CELERY_PARSELOG_ENABLED = _env.get("E2E_PARSELOG_ENABLED", "1") == "1"
-CELERY_PARSELOG_TASKS = ["tests.e2e.proj.tasks.parse", "tests.e2e.proj.tasks.slow_*"]
+CELERY_PARSELOG_TASKS = ["tests.e2e.proj.tasks.parse", "tests.e2e.proj.tasks.*_parse"]
 CELERY_PARSELOG_KEY = "parsing_logs/{data_file_id}/{reparse_id}/{task_id}-{attempt}.log"
 CELERY_PARSELOG_FORMAT = _env.get("E2E_PARSELOG_FORMAT", "%(levelname)s %(name)s: %(message)s")
 CELERY_PARSELOG_SPOOL_DIR = str(_STATE / "spool")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import shared_task
+from celery.exceptions import Ignore, Reject
 from celery.utils.log import get_task_logger
 
 records = logging.getLogger("e2eproj.records")
@@ -64,3 +65,37 @@ def slow_parse(
     time.sleep(seconds)
     records.info("slow parse of file %s finished", data_file_id)
     return data_file_id
+
+
+@shared_task(bind=True, max_retries=3)
+def retried_parse(self: Any, data_file_id: int, reparse_id: int | None = None) -> int:
+    """Fails its first two attempts with ``self.retry()``."""
+    attempt = self.request.retries + 1
+    records.info("attempt %d of file %s", attempt, data_file_id)
+    if attempt < 3:
+        raise self.retry(countdown=0.1, exc=ValueError(f"not yet, attempt {attempt}"))
+    return attempt
+
+
+@shared_task(autoretry_for=(ValueError,), retry_kwargs={"max_retries": 3, "countdown": 0.1})
+def autoretried_parse(data_file_id: int, reparse_id: int | None = None) -> int:
+    """Fails its first attempt; Celery retries it through ``autoretry_for``."""
+    counter = Path(os.environ["E2E_STATE_DIR"]) / f"attempts-{data_file_id}"
+    attempt = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(attempt))
+    records.info("attempt %d of file %s", attempt, data_file_id)
+    if attempt < 2:
+        raise ValueError(f"not yet, attempt {attempt}")
+    return attempt
+
+
+@shared_task
+def rejected_parse(data_file_id: int, reparse_id: int | None = None) -> None:
+    records.info("rejecting file %s", data_file_id)
+    raise Reject(f"file {data_file_id} is not ours", requeue=False)
+
+
+@shared_task
+def ignored_parse(data_file_id: int, reparse_id: int | None = None) -> None:
+    records.info("ignoring file %s", data_file_id)
+    raise Ignore()
