@@ -70,7 +70,7 @@ def slow_parse(
 @shared_task(bind=True, max_retries=3)
 def retried_parse(self: Any, data_file_id: int, reparse_id: int | None = None) -> int:
     """Fails its first two attempts with ``self.retry()``."""
-    attempt = self.request.retries + 1
+    attempt = int(self.request.retries) + 1
     records.info("attempt %d of file %s", attempt, data_file_id)
     if attempt < 3:
         raise self.retry(countdown=0.1, exc=ValueError(f"not yet, attempt {attempt}"))
