@@ -23,6 +23,7 @@ from typing import IO
 
 from celery_parselog.keys import sanitize_component
 from celery_parselog.spool import lock_exclusive, manifest_path
+from celery_parselog.tail import LogTail
 
 __all__ = ["RunCapture"]
 
@@ -50,6 +51,7 @@ class RunCapture:
         spool_dir: Path,
         compress_level: int,
         allows_logger: Callable[[str], bool],
+        max_bytes: int = 0,
     ) -> None:
         self.task_id = task_id
         self.task_name = task_name
@@ -71,6 +73,10 @@ class RunCapture:
         self._released = False
         # Compressed bytes the compressor still holds; pushed to disk by sync().
         self._unsynced = False
+        # Past half of max_bytes, records go to the tail instead (see tail.py).
+        self._max_bytes = max_bytes
+        self._head_left = max_bytes // 2 if max_bytes else -1
+        self._tail: LogTail | None = None
         self._partial_lines: dict[str, list[str]] = {}
         suffix = ".log.gz" if compress_level else ".log"
         spool_dir.mkdir(parents=True, exist_ok=True)
@@ -114,20 +120,36 @@ class RunCapture:
                 return
             self.last_record = record
             self.counts[levelname] = self.counts.get(levelname, 0) + 1
-            if self.write_error is not None:
-                return  # the spool cannot take more; counting goes on for the entry
-            try:
-                self._out.write(data)
-            except OSError as error:
-                # A full or failing disk must not turn the task's logging call
-                # into an exception; the entry reports that the log is incomplete.
-                self.write_error = f"{type(error).__name__}: {error}"
-                return
             if record.exc_info:
                 self.saw_exception = True
             if record.levelno >= logging.ERROR and self.first_error is None:
                 self.first_error = text.splitlines()[0] if text else ""
-            self._unsynced = True
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        """Append encoded lines to the head, or to the tail once the head is full. Lock held."""
+        if self.write_error is not None:
+            return  # the spool cannot take more; counting goes on for the entry
+        try:
+            if not self._max_bytes or (self._tail is None and len(data) <= self._head_left):
+                self._out.write(data)
+                self._head_left -= len(data)
+                self._unsynced = True
+                return
+            if self._tail is None:
+                self._tail = LogTail(self.path, self._max_bytes - self._max_bytes // 2)
+            self._tail.write(data)
+        except OSError as error:
+            # A full or failing disk must not turn the task's logging call into
+            # an exception; the entry reports that the log is incomplete.
+            self.write_error = f"{type(error).__name__}: {error}"
+
+    @property
+    def omitted(self) -> tuple[int, int]:
+        """Records and bytes left out of the middle of a capped log."""
+        if self._tail is None:
+            return 0, 0
+        return self._tail.omitted_records, self._tail.omitted_bytes
 
     def sync(self) -> None:
         """Push compressed bytes the compressor holds to the file, so a killed process loses none.
@@ -171,12 +193,8 @@ class RunCapture:
     def write_marker(self, text: str) -> None:
         """Write a line of the package's own, such as ``-- log incomplete: … --``; not counted."""
         with self._lock:
-            if self._closed or self.write_error is not None:
-                return
-            try:
-                self._out.write(f"{text}\n".encode(_ENCODING, _ERRORS))
-            except OSError as error:
-                self.write_error = f"{type(error).__name__}: {error}"
+            if not self._closed:
+                self._write(f"{text}\n".encode(_ENCODING, _ERRORS))
 
     def emit_exception(self, error: BaseException) -> None:
         """Record a failure whose traceback no logger wrote (for example when Celery's is muted)."""
@@ -213,11 +231,28 @@ class RunCapture:
             self._closed = True
             self.last_record = None
             try:
+                if self._tail is not None:
+                    self._join_tail(self._tail)
                 if self._gzip is not None:
                     self._gzip.close()
                 self._raw.flush()
             except OSError as error:
                 self.write_error = self.write_error or f"{type(error).__name__}: {error}"
+
+    def _join_tail(self, tail: LogTail) -> None:
+        """End a capped log with the marker line and the kept tail, then drop the tail files."""
+        try:
+            if self.write_error is None:
+                records, size = tail.omitted_records, tail.omitted_bytes
+                if records:
+                    marker = (
+                        f"-- {records} records ({size} bytes) left out here: the log passed "
+                        f"CELERY_PARSELOG_MAX_BYTES ({self._max_bytes} bytes) --\n"
+                    )
+                    self._out.write(marker.encode())
+                tail.drain_into(self._out)
+        finally:
+            tail.remove()
 
     def release(self) -> None:
         """Finish, then close the file and drop its lock; the file stays for recovery."""

@@ -37,6 +37,7 @@ PREFIX = "CELERY_PARSELOG_"
 JSON_FORMAT = "json"
 DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 DEFAULT_KEY = "parselog/{task_name}/{started:%Y/%m/%d}/{task_id}-{attempt}.log"
+_MIN_MAX_BYTES = 64 * 1024
 _DOTTED_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 
 
@@ -89,6 +90,13 @@ SPECS: tuple[SettingSpec, ...] = (
         True,
         "Gzip the log while it is written and add `.gz` to its key. `True` means "
         "level 6; a number from 1 to 9 picks the level.",
+    ),
+    SettingSpec(
+        "MAX_BYTES",
+        128 * 1024 * 1024,
+        "Cap on a run's log, in bytes of text. Past it the log keeps its first and last "
+        "parts, with a line saying how many records and bytes were left out between. "
+        "`0` means no cap.",
     ),
     SettingSpec(
         "STORAGE",
@@ -233,6 +241,19 @@ class ParselogSettings:
         if isinstance(value, int) and 1 <= value <= 9:
             return value
         raise _type_error("COMPRESS", value, "True, False or a gzip level from 1 to 9")
+
+    @property
+    def max_bytes(self) -> int:
+        value = self._value("MAX_BYTES")
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or (value != 0 and value < _MIN_MAX_BYTES)
+        ):
+            raise _type_error(
+                "MAX_BYTES", value, f"0 or a whole number of bytes ≥ {_MIN_MAX_BYTES}"
+            )
+        return value
 
     @property
     def storage(self) -> str:

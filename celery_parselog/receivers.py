@@ -50,6 +50,7 @@ class CaptureConfig:
     loggers: LoggerSelection
     format: str
     compress_level: int
+    max_bytes: int
     storage: str
     key: Any
     spool_dir: Path
@@ -66,6 +67,7 @@ class CaptureConfig:
             loggers=LoggerSelection(settings.loggers),
             format=settings.format,
             compress_level=settings.compress_level,
+            max_bytes=settings.max_bytes,
             storage=settings.storage,
             key=settings.key,
             spool_dir=settings.spool_dir,
@@ -163,6 +165,7 @@ class CaptureReceivers:
             spool_dir=config.spool_dir,
             compress_level=config.compress_level,
             allows_logger=config.loggers.allows,
+            max_bytes=config.max_bytes,
         )
         self._warn_if_levels_hide_records()
         entry = self._entry(task_id, key, attempt, started, PENDING)
@@ -261,6 +264,9 @@ class CaptureReceivers:
         }
         if interrupted:
             entry["incomplete_reason"] = "run interrupted"
+        omitted_records, omitted_bytes = capture.omitted
+        if omitted_records:
+            entry["omitted"] = {"records": omitted_records, "bytes": omitted_bytes}
         if capture.write_error is not None:
             entry["write_error"] = capture.write_error
         self._write_manifest(capture, entry)

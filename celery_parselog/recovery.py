@@ -28,8 +28,10 @@ from celery.backends.base import Backend
 from celery_parselog.metadata import STORED, ResultMetadata
 from celery_parselog.spool import MANIFEST_SUFFIX, lock_exclusive, manifest_path, read_manifest
 from celery_parselog.storage import UploadError, store_log
+from celery_parselog.tail import tail_paths
 
 __all__ = [
+    "CUT_MARKER",
     "INCOMPLETE_TRAILER",
     "INTERRUPTED_TRAILER",
     "RecoveryReport",
@@ -41,6 +43,7 @@ logger = logging.getLogger("celery_parselog.recovery")
 
 INCOMPLETE_TRAILER = "-- log incomplete: worker lost --"
 INTERRUPTED_TRAILER = "-- log incomplete: run interrupted --"
+CUT_MARKER = "-- records left out here: the log passed CELERY_PARSELOG_MAX_BYTES --"
 # A spool file without a manifest may be a run that is starting right now (its lock
 # is taken a moment after the file is created): leave such files alone this long.
 _UNNAMED_GRACE_SECONDS = 300
@@ -218,28 +221,44 @@ def _store(
             ResultMetadata().publish(backend, entry)
         except Exception:  # noqa: BLE001 - the log is stored; only its pointer is missing
             logger.warning("Could not record the recovered log %s on its result", stored.key)
-    path.unlink(missing_ok=True)
-    manifest_path(path).unlink(missing_ok=True)
+    for leftover in (path, manifest_path(path), *tail_paths(path)):
+        leftover.unlink(missing_ok=True)
     logger.info("Recovered %s as %s", path.name, stored.uri)
     return f"stored {stored.key}"
 
 
 def _with_trailer(path: Path) -> Path:
-    """A copy of an unfinished log with the trailer appended, readable to its last synced byte."""
+    """A copy of an unfinished log, readable to its last synced byte, then its kept tail
+    (if it had passed the cap) and the trailer."""
     copy = path.with_name(f".recovering-{path.name}")
     with path.open("rb") as source:
         if path.name.endswith(".gz"):
             with gzip.open(copy, "wb", compresslevel=6) as target:
                 last = _copy_readable_gzip(source, target)
-                target.write(_trailer(last))
+                _finish_copy(path, target, last)
         else:
             with copy.open("wb") as plain:
-                last = b""
-                while chunk := source.read(_CHUNK):
-                    plain.write(chunk)
-                    last = chunk[-1:]
-                plain.write(_trailer(last))
+                last = _copy_plain(source, plain)
+                _finish_copy(path, plain, last)
     return copy
+
+
+def _copy_plain(source: BinaryIO, target: _Writer) -> bytes:
+    last = b""
+    while chunk := source.read(_CHUNK):
+        target.write(chunk)
+        last = chunk[-1:]
+    return last
+
+
+def _finish_copy(path: Path, target: _Writer, last: bytes) -> None:
+    segments = [segment for segment in tail_paths(path) if segment.exists()]
+    if any(segment.stat().st_size for segment in segments):
+        target.write(_line(last, CUT_MARKER))
+        for segment in segments:
+            with segment.open("rb") as source:
+                last = _copy_plain(source, target) or last
+    target.write(_line(last, INCOMPLETE_TRAILER))
 
 
 def _copy_readable_gzip(source: BinaryIO, target: _Writer) -> bytes:
@@ -260,19 +279,20 @@ def _copy_readable_gzip(source: BinaryIO, target: _Writer) -> bytes:
     return last
 
 
-def _trailer(last: bytes) -> bytes:
+def _line(last: bytes, text: str) -> bytes:
+    """``text`` as a line of its own, after whatever the log's last byte was."""
     prefix = b"" if last in (b"", b"\n") else b"\n"
-    return prefix + INCOMPLETE_TRAILER.encode() + b"\n"
+    return prefix + text.encode() + b"\n"
 
 
 def _remove_stale_manifests(spool_dir: Path) -> None:
-    """Manifests whose log is gone (stored, then the process died before removing them)."""
+    """Manifests and tail segments whose log is gone (stored, then the process died)."""
     if not spool_dir.is_dir():
         return
-    for manifest in spool_dir.glob(f"*{MANIFEST_SUFFIX}"):
-        log = manifest.with_name(manifest.name.removesuffix(MANIFEST_SUFFIX))
-        if not log.exists() and time.time() - _mtime(manifest) > _UNNAMED_GRACE_SECONDS:
-            manifest.unlink(missing_ok=True)
+    for extra in [*spool_dir.glob(f"*{MANIFEST_SUFFIX}"), *spool_dir.glob("*.tail-[01]")]:
+        log = extra.with_name(extra.name.rsplit(".", 1)[0])
+        if not log.exists() and time.time() - _mtime(extra) > _UNNAMED_GRACE_SECONDS:
+            extra.unlink(missing_ok=True)
 
 
 class RecoverySweeper(threading.Thread):
