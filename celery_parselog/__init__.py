@@ -1,8 +1,9 @@
 """celery-parselog: a log file of its own for every run of the Celery tasks you choose.
 
 The public API is small: :func:`install` adds the worker's ``--parselog`` option,
-:func:`log_info` reads where a run's log is stored, and :class:`KeyContext` is what
-a key function receives. Everything else is configured with ``CELERY_PARSELOG_*``
+:func:`log_info` reads where a run's log is stored, :class:`KeyContext` is what a
+key function receives, and :func:`carry_context` lets a task's own threads log into
+its file. Everything else is configured with ``CELERY_PARSELOG_*``
 settings.
 """
 
@@ -12,9 +13,10 @@ from importlib.metadata import PackageNotFoundError, version
 
 from celery_parselog.keys import KeyContext
 from celery_parselog.metadata import LogInfo, log_info
+from celery_parselog.threads import carry_context
 from celery_parselog.worker import install
 
-__all__ = ["KeyContext", "LogInfo", "__version__", "install", "log_info"]
+__all__ = ["KeyContext", "LogInfo", "__version__", "carry_context", "install", "log_info"]
 
 try:
     __version__ = version("celery-parselog")

@@ -154,7 +154,7 @@ class RunCapture:
     def sync(self) -> None:
         """Push compressed bytes the compressor holds to the file, so a killed process loses none.
 
-        Called five times a second by the router's flusher thread, not per record:
+        Called five times a second by the router's watcher thread, not per record:
         a sync flush per record would cost several microseconds and most of the
         compression. Plain logs need nothing: each record is one unbuffered write.
         """

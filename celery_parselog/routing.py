@@ -19,7 +19,7 @@ import contextlib
 import logging
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar, Token
 from typing import Any, TextIO
 
@@ -129,26 +129,36 @@ class _StreamTee:
         return getattr(self.wrapped, name)
 
 
-class _Flusher(threading.Thread):
-    """Syncs compressed runs to disk five times a second while any is active.
+class _Watcher(threading.Thread):
+    """Looks after active runs from the side, while any is active.
 
-    Lives only while runs are active (the router starts and stops it), so a
-    worker between tasks has no thread of ours. A run that logged and then went
-    quiet, waiting on I/O or about to be killed, still has its lines on disk.
+    Five times a second it syncs compressed runs to disk, so a run that logged and
+    then went quiet (waiting on I/O, or about to be killed) has its lines on disk.
+    Once a second it puts the routing handler back where a logging reconfiguration
+    in a task (``dictConfig`` replaces the root logger's handlers) took it away.
+    It lives only while runs are active, so a worker between tasks has no thread
+    of ours.
     """
 
     INTERVAL = 0.2
+    REATTACH_EVERY = 5
 
-    def __init__(self, runs: list[RunCapture]) -> None:
-        super().__init__(name="celery-parselog-flusher", daemon=True)
+    def __init__(self, runs: list[RunCapture], reattach: Callable[[], None]) -> None:
+        super().__init__(name="celery-parselog-watcher", daemon=True)
         self._runs = runs
+        self._reattach = reattach
         self._stopped = threading.Event()
 
     def run(self) -> None:
+        ticks = 0
         while not self._stopped.wait(self.INTERVAL):
             for capture in list(self._runs):
                 with contextlib.suppress(Exception):
                     capture.sync()
+            ticks += 1
+            if ticks % self.REATTACH_EVERY == 0:
+                with contextlib.suppress(Exception):
+                    self._reattach()
 
     def stop(self) -> None:
         self._stopped.set()
@@ -166,7 +176,7 @@ class CaptureRouter:
         self._runs: list[RunCapture] = []
         self._attached: list[logging.Logger] = []
         self._tees: list[tuple[str, _StreamTee]] = []
-        self._flusher: _Flusher | None = None
+        self._watcher: _Watcher | None = None
 
     @property
     def handler(self) -> logging.Handler:
@@ -183,9 +193,9 @@ class CaptureRouter:
             self._attach_to_new_loggers()
             if len(self._runs) == 1:
                 self._install_tees()
-            if run.compressed and self._flusher is None:
-                self._flusher = _Flusher(self._runs)
-                self._flusher.start()
+            if self._watcher is None:
+                self._watcher = _Watcher(self._runs, self._reattach)
+                self._watcher.start()
         return _current_run.set(run)
 
     def leave(self, token: Token[RunCapture | None]) -> None:
@@ -197,7 +207,7 @@ class CaptureRouter:
             # The token belongs to another context (prerun and postrun ran in
             # different ones); clearing is the best that can be done here.
             _current_run.set(None)
-        flusher = None
+        watcher = None
         with self._lock:
             if run in self._runs:
                 self._runs.remove(run)
@@ -205,9 +215,14 @@ class CaptureRouter:
                 self._runs.pop()
             if not self._runs:
                 self._detach_all()
-                flusher, self._flusher = self._flusher, None
-        if flusher is not None:
-            flusher.stop()
+                watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+
+    def _reattach(self) -> None:
+        with self._lock:
+            if self._runs:
+                self._attach_to_new_loggers()
 
     def _targets(self) -> Iterable[logging.Logger]:
         # Existing loggers only: creating one here would leave it in logging's

@@ -600,7 +600,7 @@ def test_stream_tee_passes_attributes_and_text_through(make_run: MakeRun) -> Non
     assert lines_of(run) == ["INFO stdout: ab"]
 
 
-def test_compressed_run_that_goes_quiet_is_synced_to_disk_by_the_flusher(
+def test_compressed_run_that_goes_quiet_is_synced_to_disk_by_the_watcher(
     make_run: MakeRun,
 ) -> None:
     """A gzip run that logs once and then waits has that line on disk within a second."""
@@ -616,8 +616,30 @@ def test_compressed_run_that_goes_quiet_is_synced_to_disk_by_the_flusher(
             time.sleep(0.1)
             decoded = zlib.decompressobj(wbits=31).decompress(run.path.read_bytes())
         assert b"WARNING tests.routing.quiet: last words" in decoded
-        assert any(t.name == "celery-parselog-flusher" for t in threading.enumerate())
+        assert any(t.name == "celery-parselog-watcher" for t in threading.enumerate())
     finally:
         router.leave(token)
         run.close()
-    assert not any(t.name == "celery-parselog-flusher" for t in threading.enumerate())
+    assert not any(t.name == "celery-parselog-watcher" for t in threading.enumerate())
+
+
+def test_handler_comes_back_after_a_task_reconfigures_logging(make_run: MakeRun) -> None:
+    """A dictConfig inside a run drops the handler from root; it is back within seconds."""
+    selection = LoggerSelection(["*"])
+    router = CaptureRouter(selection)
+    run = make_run(selection)
+    token = router.enter(run)
+    try:
+        logging.config.dictConfig(
+            {"version": 1, "disable_existing_loggers": False, "root": {"handlers": []}}
+        )
+        assert router.handler not in logging.getLogger().handlers
+        deadline = time.monotonic() + 5
+        while router.handler not in logging.getLogger().handlers:
+            assert time.monotonic() < deadline, "the handler was not put back"
+            time.sleep(0.05)
+        logging.getLogger("tests.routing.reconfigured").warning("after dictConfig")
+    finally:
+        router.leave(token)
+    assert lines_of(run)[-1] == "WARNING tests.routing.reconfigured: after dictConfig"
+    assert router.handler not in logging.getLogger().handlers
