@@ -322,3 +322,29 @@ def test_reject_and_ignore_store_their_log_and_leave_nothing(
     info = wait_for(lambda: stored_or_none(result), 60, "the log to be stored")
     assert stored_text(s3_endpoint, info)[0] == f"INFO e2eproj.records: {line} file 71"
     assert wait_for(lambda: spool_contents(worker) == [], 10, "the spool to empty")
+
+
+def test_awkward_input_is_logged_and_the_key_stays_inside_its_prefix(
+    start_worker: Any, s3_endpoint: str
+) -> None:
+    """Non-UTF-8 text, a 10 MB line, an unprintable argument, a path-like argument and a
+    logging reconfiguration: the task succeeds and the stored log holds all of it."""
+    worker = start_worker("--pool", "solo")
+    result = worker.send("tests.e2e.proj.tasks.messy_parse", "../../etc/passwd")
+    assert result.get(timeout=60) == "../../etc/passwd"
+    info = stored_info(result)
+    assert info.key.startswith("parsing_logs/")
+    assert ".." not in info.key.split("/")
+    assert "/etc/" not in info.key
+    lines = stored_text(s3_endpoint, info)
+    assert lines[0] == "INFO e2eproj.records: name from a legacy file: caf\\udce9"
+    assert lines[1] == "INFO e2eproj.records: huge line: " + "x" * 10_000_000
+    # The project's console handler reports the broken record on stderr, which the
+    # log captures too; the log itself notes the record it could not format.
+    assert "WARNING stderr: --- Logging error ---" in lines
+    assert (
+        "-- celery-parselog could not format a record of logger 'e2eproj.records' "
+        "at level INFO: RuntimeError --"
+    ) in lines
+    assert lines[-2] == "INFO e2eproj.records: still captured after the task reconfigured logging"
+    assert lines[-1].startswith("INFO celery.app.trace: Task tests.e2e.proj.tasks.messy_parse[")

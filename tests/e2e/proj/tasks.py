@@ -5,6 +5,7 @@ celery-parselog."""
 from __future__ import annotations
 
 import logging
+import logging.config
 import os
 import time
 from pathlib import Path
@@ -99,3 +100,22 @@ def rejected_parse(data_file_id: int, reparse_id: int | None = None) -> None:
 def ignored_parse(data_file_id: int, reparse_id: int | None = None) -> None:
     records.info("ignoring file %s", data_file_id)
     raise Ignore()
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this one")
+
+
+@shared_task
+def messy_parse(data_file_id: str, reparse_id: int | None = None) -> str:
+    """Everything awkward a parser may log, then a logging reconfiguration mid-run."""
+    records.info("name from a legacy file: %s", b"caf\xe9".decode("utf-8", "surrogateescape"))
+    records.info("huge line: %s", "x" * 10_000_000)
+    records.info("an argument that cannot be printed: %s", _Unprintable())
+    logging.config.dictConfig(
+        {"version": 1, "disable_existing_loggers": False, "root": {"handlers": [], "level": "INFO"}}
+    )
+    time.sleep(1.5)
+    records.info("still captured after the task reconfigured logging")
+    return data_file_id
