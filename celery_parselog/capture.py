@@ -13,6 +13,7 @@ import contextlib
 import gzip
 import logging
 import os
+import struct
 import tempfile
 import threading
 import zlib
@@ -76,6 +77,7 @@ class RunCapture:
         # Past half of max_bytes, records go to the tail instead (see tail.py).
         self._max_bytes = max_bytes
         self._head_left = max_bytes // 2 if max_bytes else -1
+        self._head_bytes = 0
         self._tail: LogTail | None = None
         self._partial_lines: dict[str, list[str]] = {}
         suffix = ".log.gz" if compress_level else ".log"
@@ -134,6 +136,7 @@ class RunCapture:
             if not self._max_bytes or (self._tail is None and len(data) <= self._head_left):
                 self._out.write(data)
                 self._head_left -= len(data)
+                self._head_bytes += len(data)
                 self._unsynced = True
                 return
             if self._tail is None:
@@ -214,6 +217,41 @@ class RunCapture:
                 exc_info,
             )
         )
+
+    def snapshot(self, target: Path) -> int | None:
+        """Copy what is on disk so far into ``target`` as a complete, readable log.
+
+        For a compressed log the stream is synced, and the copy gets an empty
+        final block and the gzip trailer (CRC and length of the text so far), so
+        readers see a whole gzip file. Returns the text length covered, or
+        ``None`` once the run is finished. The run's lock is held only while the
+        stream is synced, never during the copy.
+        """
+        with self._lock:
+            if self._closed:
+                return None
+            if self._gzip is not None:
+                self._gzip.flush(zlib.Z_SYNC_FLUSH)
+                self._unsynced = False
+                crc, text_length = self._gzip.crc, self._head_bytes
+            else:
+                crc, text_length = 0, 0
+            length = os.fstat(self._raw.fileno()).st_size
+        with self.path.open("rb") as source, target.open("wb") as copy:
+            remaining = length
+            while remaining > 0:
+                chunk = source.read(min(remaining, 1024 * 1024))
+                if not chunk:
+                    break
+                copy.write(chunk)
+                remaining -= len(chunk)
+            if self._gzip is not None:
+                # An empty final deflate block, then CRC-32 and length, little-endian.
+                copy.write(
+                    b"\x03\x00" + struct.pack("<II", crc & 0xFFFFFFFF, text_length & 0xFFFFFFFF)
+                )
+                return int(text_length)
+        return length
 
     def finish(self) -> None:
         """Write what is pending and complete the file (gzip trailer); keep it open and locked.

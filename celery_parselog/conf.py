@@ -117,6 +117,12 @@ SPECS: tuple[SettingSpec, ...] = (
         "system's temporary folder.",
     ),
     SettingSpec(
+        "CHECKPOINT_SECONDS",
+        0,
+        "Upload what a running task logged so far every this many seconds, under its "
+        "final key, so losing the machine loses at most that much; `0` turns it off.",
+    ),
+    SettingSpec(
         "UPLOAD_ATTEMPTS",
         3,
         "How many times an upload is tried before the log is left in the spool folder.",
@@ -306,6 +312,17 @@ class ParselogSettings:
         value = self._value("UPLOAD_BACKOFF")
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 60:
             raise _type_error("UPLOAD_BACKOFF", value, "a number of seconds from 0 to 60")
+        return float(value)
+
+    @property
+    def checkpoint_seconds(self) -> float:
+        value = self._value("CHECKPOINT_SECONDS")
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not 0 <= value <= 86400
+        ):
+            raise _type_error("CHECKPOINT_SECONDS", value, "a number of seconds from 0 to 86400")
         return float(value)
 
     @property

@@ -100,6 +100,12 @@ class ResultMetadata:
         elif isinstance(backend, BaseKeyValueStoreBackend):
             backend.set(_OWN_KEY_PREFIX + entry["task_id"], backend.encode(dict(entry)))
 
+    def mark_checkpoint(self, backend: Backend, entry: Mapping[str, Any]) -> None:
+        """Say a partial log is stored, while the run goes on (key-value backends only:
+        the django-db backend has no row for a running task)."""
+        if isinstance(backend, BaseKeyValueStoreBackend):
+            backend.set(_OWN_KEY_PREFIX + entry["task_id"], backend.encode(dict(entry)))
+
     def publish(self, backend: Backend, entry: Mapping[str, Any]) -> None:
         """Merge the final entry into the stored result metadata."""
         task_id = entry["task_id"]

@@ -28,7 +28,7 @@ from celery_parselog.formatting import build_formatter
 from celery_parselog.keys import KeyContext, KeyRenderError, bind_arguments, render_key
 from celery_parselog.metadata import FAILED, PENDING, STORED, ResultMetadata
 from celery_parselog.recovery import INTERRUPTED_TRAILER
-from celery_parselog.routing import CaptureRouter, LoggerSelection, current_run
+from celery_parselog.routing import CaptureRouter, Checkpoint, LoggerSelection, current_run
 from celery_parselog.selection import TaskSelector
 from celery_parselog.spool import write_manifest
 from celery_parselog.storage import UploadError, storage_uri, store_log
@@ -57,6 +57,7 @@ class CaptureConfig:
     upload_attempts: int
     upload_backoff: float
     recovery_interval: float
+    checkpoint_seconds: float
 
     @classmethod
     def from_settings(cls, source: ParselogSettings | None = None) -> CaptureConfig:
@@ -74,6 +75,7 @@ class CaptureConfig:
             upload_attempts=settings.upload_attempts,
             upload_backoff=settings.upload_backoff,
             recovery_interval=settings.recovery_interval,
+            checkpoint_seconds=settings.checkpoint_seconds,
         )
 
 
@@ -82,6 +84,8 @@ class _ActiveRun:
     capture: RunCapture
     token: Token[RunCapture | None]
     entry: dict[str, Any]
+    backend: Any
+    checkpointed: bool = False
 
 
 def _iso(moment: datetime) -> str:
@@ -97,7 +101,12 @@ class CaptureReceivers:
 
     def __init__(self, config: CaptureConfig) -> None:
         self.config = config
-        self.router = CaptureRouter(config.loggers)
+        checkpoint = (
+            Checkpoint(config.checkpoint_seconds, self._upload_checkpoint)
+            if config.checkpoint_seconds
+            else None
+        )
+        self.router = CaptureRouter(config.loggers, checkpoint)
         self.results = ResultMetadata()
         self._runs: dict[int, _ActiveRun] = {}
         self._warned_about_levels = False
@@ -177,7 +186,7 @@ class CaptureReceivers:
         except Exception:
             logger.exception("Could not record the pending log of %s[%s]", task.name, task_id)
         token = self.router.enter(capture)
-        self._runs[id(capture)] = _ActiveRun(capture, token, entry)
+        self._runs[id(capture)] = _ActiveRun(capture, token, entry, task.backend)
 
     def _earlier_keys(self, task: Any, task_id: str, attempt: int) -> list[str]:
         """The keys of this task's earlier attempts, from the entry the previous attempt left."""
@@ -277,6 +286,7 @@ class CaptureReceivers:
                 alias=self.config.storage,
                 attempts=self.config.upload_attempts,
                 backoff=self.config.upload_backoff,
+                replace=active.checkpointed,
             )
         except UploadError as error:
             entry.update(status=FAILED, error=str(error), spool=str(capture.path))
@@ -299,6 +309,43 @@ class CaptureReceivers:
                 "Could not record the log of %s[%s] on its result",
                 capture.task_name,
                 capture.task_id,
+            )
+
+    def _upload_checkpoint(self, capture: RunCapture) -> None:
+        """Store the log so far under its final key; called by the router's watcher thread."""
+        active = self._runs.get(id(capture))
+        if active is None:
+            return
+        copy = capture.path.with_name(f".checkpoint-{capture.path.name}")
+        try:
+            if capture.snapshot(copy) is None:
+                return
+            stored = store_log(
+                copy,
+                active.entry["key"],
+                alias=self.config.storage,
+                attempts=1,
+                backoff=0,
+                replace=active.checkpointed,
+            )
+        except (OSError, UploadError) as error:
+            logger.warning(
+                "Checkpoint of %s[%s] failed: %s", capture.task_name, capture.task_id, error
+            )
+            return
+        finally:
+            copy.unlink(missing_ok=True)
+        active.checkpointed = True
+        checkpoint = {
+            **active.entry,
+            "uri": stored.uri,
+            "checkpoint": _iso(datetime.now(timezone.utc)),
+        }
+        try:
+            self.results.mark_checkpoint(active.backend, checkpoint)
+        except Exception:  # noqa: BLE001 - the checkpoint is stored; only its pointer is not
+            logger.warning(
+                "Could not record the checkpoint of %s[%s]", capture.task_name, capture.task_id
             )
 
     @staticmethod

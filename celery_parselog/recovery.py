@@ -200,6 +200,7 @@ def _store(
             alias=str(manifest["storage"]),
             attempts=attempts,
             backoff=backoff,
+            replace=True,
         )
     finally:
         if upload != path:

@@ -19,13 +19,15 @@ import contextlib
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar, Token
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from celery_parselog.capture import RunCapture
 
-__all__ = ["CaptureRouter", "LoggerSelection", "current_run"]
+__all__ = ["CaptureRouter", "Checkpoint", "LoggerSelection", "current_run"]
 
 OWN_LOGGER = "celery_parselog"
 
@@ -129,6 +131,14 @@ class _StreamTee:
         return getattr(self.wrapped, name)
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """Upload a running capture's log so far every ``every`` seconds (see receivers)."""
+
+    every: float
+    upload: Callable[[RunCapture], None]
+
+
 class _Watcher(threading.Thread):
     """Looks after active runs from the side, while any is active.
 
@@ -136,6 +146,7 @@ class _Watcher(threading.Thread):
     then went quiet (waiting on I/O, or about to be killed) has its lines on disk.
     Once a second it puts the routing handler back where a logging reconfiguration
     in a task (``dictConfig`` replaces the root logger's handlers) took it away.
+    With checkpoints on, it uploads each run's log so far at their interval.
     It lives only while runs are active, so a worker between tasks has no thread
     of ours.
     """
@@ -143,22 +154,44 @@ class _Watcher(threading.Thread):
     INTERVAL = 0.2
     REATTACH_EVERY = 5
 
-    def __init__(self, runs: list[RunCapture], reattach: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        runs: list[RunCapture],
+        reattach: Callable[[], None],
+        checkpoint: Checkpoint | None,
+    ) -> None:
         super().__init__(name="celery-parselog-watcher", daemon=True)
         self._runs = runs
         self._reattach = reattach
+        self._checkpoint = checkpoint
+        self._last_checkpoint: dict[int, float] = {}
         self._stopped = threading.Event()
 
     def run(self) -> None:
         ticks = 0
         while not self._stopped.wait(self.INTERVAL):
-            for capture in list(self._runs):
+            runs = list(self._runs)
+            for capture in runs:
                 with contextlib.suppress(Exception):
                     capture.sync()
             ticks += 1
             if ticks % self.REATTACH_EVERY == 0:
                 with contextlib.suppress(Exception):
                     self._reattach()
+            if self._checkpoint is not None:
+                self._checkpoint_due(runs, self._checkpoint)
+
+    def _checkpoint_due(self, runs: list[RunCapture], checkpoint: Checkpoint) -> None:
+        now = time.monotonic()
+        active = {id(capture) for capture in runs}
+        for ended in set(self._last_checkpoint) - active:
+            del self._last_checkpoint[ended]
+        for capture in runs:
+            last = self._last_checkpoint.setdefault(id(capture), now)
+            if now - last >= checkpoint.every:
+                self._last_checkpoint[id(capture)] = now
+                with contextlib.suppress(Exception):
+                    checkpoint.upload(capture)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -169,8 +202,9 @@ class _Watcher(threading.Thread):
 class CaptureRouter:
     """Attaches the routing handler and stream tees while runs are active in this process."""
 
-    def __init__(self, selection: LoggerSelection) -> None:
+    def __init__(self, selection: LoggerSelection, checkpoint: Checkpoint | None = None) -> None:
         self._selection = selection
+        self._checkpoint = checkpoint
         self._handler = _RoutingHandler(selection)
         self._lock = threading.Lock()
         self._runs: list[RunCapture] = []
@@ -194,7 +228,7 @@ class CaptureRouter:
             if len(self._runs) == 1:
                 self._install_tees()
             if self._watcher is None:
-                self._watcher = _Watcher(self._runs, self._reattach)
+                self._watcher = _Watcher(self._runs, self._reattach, self._checkpoint)
                 self._watcher.start()
         return _current_run.set(run)
 

@@ -69,17 +69,24 @@ def storage_uri(storage: Storage, alias: str, key: str) -> str:
     return f"storage://{alias}/{key}"
 
 
-def store_log(path: Path, key: str, *, alias: str, attempts: int, backoff: float) -> StoredLog:
+def store_log(
+    path: Path, key: str, *, alias: str, attempts: int, backoff: float, replace: bool = False
+) -> StoredLog:
     """Upload one spool file under ``key``, trying up to ``attempts`` times.
 
     Raises :class:`UploadError` when every attempt fails. The name the storage
     returns is the one recorded (a storage may alter it to avoid overwriting).
+    ``replace`` deletes an earlier object at ``key`` first (a checkpoint, or a
+    recovery that ran before), since storages such as ``FileSystemStorage`` would
+    otherwise store beside it under another name; it costs one more request.
     """
     size, sha256 = _digest(path)
     last_error: BaseException | None = None
     for attempt in range(1, attempts + 1):
         try:
             storage = storages[alias]
+            if replace:
+                storage.delete(key)
             with path.open("rb") as stream:
                 content: Any = File(stream, name=key)
                 # Read by S3Storage when choosing the object's Content-Type; the

@@ -348,3 +348,38 @@ def test_awkward_input_is_logged_and_the_key_stays_inside_its_prefix(
     ) in lines
     assert lines[-2] == "INFO e2eproj.records: still captured after the task reconfigured logging"
     assert lines[-1].startswith("INFO celery.app.trace: Task tests.e2e.proj.tasks.messy_parse[")
+
+
+def test_checkpoints_show_the_log_so_far_and_the_final_upload_replaces_them(
+    start_worker: Any, s3_endpoint: str
+) -> None:
+    """With checkpoints every second, a running task's log is readable in S3 under its final
+    key; when it ends, that one object holds the whole log."""
+    worker = start_worker(
+        "--pool", "prefork", "--concurrency", "1", env={"E2E_CHECKPOINT_SECONDS": "1"}
+    )
+    result = worker.send(SLOW, 68, seconds=4.0)
+    running_pid(worker, 68)
+    key = f"parsing_logs/68/None/{result.id}-1.log.gz"
+    client = s3_client(s3_endpoint)
+
+    def partial() -> list[str] | None:
+        try:
+            body = client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        except client.exceptions.NoSuchKey:
+            return None
+        return gzip.decompress(body).decode().splitlines()
+
+    during = wait_for(partial, 10, "a checkpoint to be stored")
+    assert during[:3] == slow_lines(68)
+    assert not result.ready()
+    pending = log_info(result)
+    assert pending is not None and pending.status == "pending"
+
+    assert result.get(timeout=60) == 68
+    info = stored_info(result)
+    assert info.key == key
+    final = stored_text(s3_endpoint, info)
+    assert final[:4] == [*slow_lines(68), "INFO e2eproj.records: slow parse of file 68 finished"]
+    listed = client.list_objects_v2(Bucket=BUCKET, Prefix="parsing_logs/68/")
+    assert [item["Key"] for item in listed["Contents"]] == [key]

@@ -45,6 +45,7 @@ PROPERTY_FOR = {
     "SPOOL_DIR": "spool_dir",
     "UPLOAD_ATTEMPTS": "upload_attempts",
     "UPLOAD_BACKOFF": "upload_backoff",
+    "CHECKPOINT_SECONDS": "checkpoint_seconds",
     "MAX_BYTES": "max_bytes",
     "RECOVERY_INTERVAL": "recovery_interval",
 }
@@ -62,6 +63,7 @@ NON_DEFAULT: dict[str, tuple[Any, Any]] = {
     "SPOOL_DIR": ("/srv/parselog-spool", Path("/srv/parselog-spool")),
     "UPLOAD_ATTEMPTS": (7, 7),
     "UPLOAD_BACKOFF": (2.5, 2.5),
+    "CHECKPOINT_SECONDS": (30, 30.0),
     "MAX_BYTES": (1_000_000, 1_000_000),
     "RECOVERY_INTERVAL": (15, 15.0),
 }
@@ -79,6 +81,7 @@ DEFAULT_VALUE: dict[str, Any] = {
     "SPOOL_DIR": Path(tempfile.gettempdir()) / "celery-parselog",
     "UPLOAD_ATTEMPTS": 3,
     "UPLOAD_BACKOFF": 0.5,
+    "CHECKPOINT_SECONDS": 0.0,
     "MAX_BYTES": 128 * 1024 * 1024,
     "RECOVERY_INTERVAL": 60.0,
 }
@@ -148,6 +151,7 @@ def test_spec_defaults_match_property_defaults() -> None:
         "SPOOL_DIR": None,
         "UPLOAD_ATTEMPTS": 3,
         "UPLOAD_BACKOFF": 0.5,
+        "CHECKPOINT_SECONDS": 0,
         "MAX_BYTES": 128 * 1024 * 1024,
         "RECOVERY_INTERVAL": 60,
     }
@@ -244,6 +248,9 @@ E008 = "celery_parselog.E008"
         ("UPLOAD_BACKOFF", math.nan, E008),
         ("UPLOAD_BACKOFF", math.inf, E008),
         ("RECOVERY_INTERVAL", -1, E008),
+        ("CHECKPOINT_SECONDS", -5, E008),
+        ("CHECKPOINT_SECONDS", math.nan, E008),
+        ("CHECKPOINT_SECONDS", "10", E008),
         ("MAX_BYTES", -1, E008),
         ("MAX_BYTES", 1000, E008),
         ("MAX_BYTES", 1.5e9, E008),

@@ -46,6 +46,7 @@ CELERY_PARSELOG_KEY = "parsing_logs/{data_file_id}/{reparse_id}/{task_id}-{attem
 CELERY_PARSELOG_FORMAT = _env.get("E2E_PARSELOG_FORMAT", "%(levelname)s %(name)s: %(message)s")
 CELERY_PARSELOG_SPOOL_DIR = str(_STATE / "spool")
 CELERY_PARSELOG_COMPRESS = _env.get("E2E_COMPRESS", "1") == "1"
+CELERY_PARSELOG_CHECKPOINT_SECONDS = float(_env.get("E2E_CHECKPOINT_SECONDS", "0"))
 CELERY_PARSELOG_RECOVERY_INTERVAL = float(_env.get("E2E_RECOVERY_INTERVAL", "60"))
 CELERY_PARSELOG_UPLOAD_ATTEMPTS = int(_env.get("E2E_UPLOAD_ATTEMPTS", "3"))
 CELERY_PARSELOG_UPLOAD_BACKOFF = float(_env.get("E2E_UPLOAD_BACKOFF", "0.5"))

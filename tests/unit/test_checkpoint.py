@@ -1,0 +1,86 @@
+"""Checkpoints: a running capture's log so far, as a complete file, uploaded at an interval."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from celery_parselog.capture import RunCapture
+from celery_parselog.formatting import build_formatter
+from celery_parselog.routing import CaptureRouter, Checkpoint, LoggerSelection
+
+logger = logging.getLogger("tests.checkpoint")
+
+
+def make_run(spool_dir: Path, compress_level: int, selection: LoggerSelection) -> RunCapture:
+    return RunCapture(
+        task_id="checkpoint-task",
+        task_name="tests.checkpoint",
+        attempt=1,
+        levelno=logging.INFO,
+        formatter=build_formatter("%(message)s", task_id="c", task_name="tests.checkpoint"),
+        spool_dir=spool_dir,
+        compress_level=compress_level,
+        allows_logger=selection.allows,
+    )
+
+
+def record(message: str) -> logging.LogRecord:
+    return logging.LogRecord("tests.checkpoint", logging.INFO, "", 0, message, None, None)
+
+
+@pytest.mark.parametrize("compress_level", [0, 6])
+def test_snapshot_is_a_complete_file_of_the_lines_so_far(
+    tmp_path: Path, compress_level: int
+) -> None:
+    """A snapshot reads back as the lines written so far (a valid gzip file when compressed),
+    and the run goes on writing afterwards."""
+    run = make_run(tmp_path / "spool", compress_level, LoggerSelection(["*"]))
+    for number in range(1_000):
+        run.emit(record(f"line {number}"))
+    copy = tmp_path / "copy"
+    covered = run.snapshot(copy)
+    data = gzip.decompress(copy.read_bytes()) if compress_level else copy.read_bytes()
+    assert data.decode().splitlines() == [f"line {n}" for n in range(1_000)]
+    assert covered == len(data)
+    run.emit(record("after the snapshot"))
+    run.finish()
+    final = run.path.read_bytes()
+    text = gzip.decompress(final) if compress_level else final
+    assert text.decode().splitlines()[-1] == "after the snapshot"
+    assert run.snapshot(tmp_path / "late") is None
+    run.release()
+
+
+def test_watcher_uploads_checkpoints_at_the_interval_while_the_run_goes_on(
+    tmp_path: Path,
+) -> None:
+    """With a checkpoint every 0.3 s, a run that lasts about a second is checkpointed
+    several times, each time with what it had logged by then."""
+    logger.setLevel(logging.INFO)  # restored by the autouse fixture
+    seen: list[list[str]] = []
+
+    def upload(capture: RunCapture) -> None:
+        copy = tmp_path / "checkpoint.log.gz"
+        if capture.snapshot(copy) is not None:
+            seen.append(gzip.decompress(copy.read_bytes()).decode().splitlines())
+
+    selection = LoggerSelection(["*"])
+    router = CaptureRouter(selection, Checkpoint(0.3, upload))
+    run = make_run(tmp_path / "spool", 6, selection)
+    token = router.enter(run)
+    try:
+        for number in range(10):
+            logger.info("step %d", number)
+            time.sleep(0.1)
+    finally:
+        router.leave(token)
+        run.release()
+    assert len(seen) >= 2
+    for lines in seen:
+        assert lines == [f"step {n}" for n in range(len(lines))]
+    assert len(seen[-1]) > len(seen[0])
