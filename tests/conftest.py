@@ -48,6 +48,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="Fail the run unless end-to-end tests were collected and none was skipped.",
     )
+    parser.addoption(
+        "--reliability-report",
+        metavar="PATH",
+        help="Write the table of faults tried end to end (state kept, logs lost) to PATH.",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

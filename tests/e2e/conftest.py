@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -224,3 +224,48 @@ def start_worker(redis_url: str, s3_endpoint: str, tmp_path: Path) -> Iterator[A
                 worker.process.kill()
                 worker.process.wait(10)
         worker.client.close()
+
+
+# -- The reliability table: each fault test records what it saw --------------------
+
+
+@dataclass(frozen=True)
+class FaultOutcome:
+    fault: str
+    state_kept: bool
+    logs_expected: int
+    logs_stored: int
+
+
+_outcomes: list[FaultOutcome] = []
+
+RecordFault = Callable[..., None]
+
+
+@pytest.fixture
+def record_fault() -> RecordFault:
+    """Record one fault's outcome for the reliability table (call it once the test passed)."""
+
+    def record(fault: str, *, state_kept: bool, logs_expected: int, logs_stored: int) -> None:
+        _outcomes.append(FaultOutcome(fault, state_kept, logs_expected, logs_stored))
+
+    return record
+
+
+def reliability_table(outcomes: list[FaultOutcome]) -> str:
+    rows = [
+        "| Fault | Task state kept | Logs expected | Logs lost |",
+        "|---|---|---|---|",
+    ]
+    for outcome in sorted(outcomes, key=lambda o: o.fault):
+        rows.append(
+            f"| {outcome.fault} | {'yes' if outcome.state_kept else 'NO'} "
+            f"| {outcome.logs_expected} | {outcome.logs_expected - outcome.logs_stored} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    path = session.config.getoption("--reliability-report")
+    if path and _outcomes:
+        Path(path).write_text(reliability_table(_outcomes))

@@ -20,7 +20,7 @@ from moto.server import ThreadedMotoServer
 
 from celery_parselog import LogInfo, log_info
 from celery_parselog.recovery import INCOMPLETE_TRAILER
-from tests.e2e.conftest import BUCKET, REPO, Worker, free_port, s3_client
+from tests.e2e.conftest import BUCKET, REPO, RecordFault, Worker, free_port, s3_client
 
 SLOW = "tests.e2e.proj.tasks.slow_parse"
 PARSE = "tests.e2e.proj.tasks.parse"
@@ -106,7 +106,7 @@ def spool_contents(worker: Worker) -> list[str]:
     ],
 )
 def test_child_killed_mid_task_has_its_log_stored_by_the_main_process(
-    compress: str, settle: float, start_worker: Any, s3_endpoint: str
+    compress: str, settle: float, start_worker: Any, s3_endpoint: str, record_fault: RecordFault
 ) -> None:
     """SIGKILL of a prefork child: the main process stores the log, ending in the trailer."""
     worker = start_worker("--pool", "prefork", "--concurrency", "1", env={"E2E_COMPRESS": compress})
@@ -125,10 +125,17 @@ def test_child_killed_mid_task_has_its_log_stored_by_the_main_process(
     assert entry["incomplete_reason"] == "worker lost"
     assert result.state == "FAILURE"
     assert wait_for(lambda: spool_contents(worker) == [], 10, "the spool to empty")
+    kind = "compressed" if compress == "1" else "plain"
+    record_fault(
+        f"Prefork child killed with SIGKILL mid-task ({kind} log)",
+        state_kept=result.state == "FAILURE",
+        logs_expected=1,
+        logs_stored=int(info.stored),
+    )
 
 
 def test_hard_time_limit_keeps_the_log_up_to_the_last_line(
-    start_worker: Any, s3_endpoint: str
+    start_worker: Any, s3_endpoint: str, record_fault: RecordFault
 ) -> None:
     """A hard time limit kills the child; its log reaches storage with the trailer."""
     worker = start_worker("--pool", "prefork", "--concurrency", "1")
@@ -145,10 +152,16 @@ def test_hard_time_limit_keeps_the_log_up_to_the_last_line(
     assert lines[-1] in (INCOMPLETE_TRAILER, "-- log incomplete: run interrupted --")
     entry = worker.client.backend.get_task_meta(result.id, cache=False)["parselog"]
     assert entry["complete"] is False
+    record_fault(
+        "Hard time limit (`time_limit`) kills the child",
+        state_kept=result.state == "FAILURE",
+        logs_expected=1,
+        logs_stored=int(info.stored),
+    )
 
 
 def test_soft_time_limit_traceback_is_in_the_uploaded_log(
-    start_worker: Any, s3_endpoint: str
+    start_worker: Any, s3_endpoint: str, record_fault: RecordFault
 ) -> None:
     """SoftTimeLimitExceeded is raised in the task: its traceback is logged and uploaded."""
     worker = start_worker("--pool", "prefork", "--concurrency", "1")
@@ -163,10 +176,16 @@ def test_soft_time_limit_traceback_is_in_the_uploaded_log(
     assert INCOMPLETE_TRAILER not in lines
     entry = worker.client.backend.get_task_meta(result.id, cache=False)["parselog"]
     assert entry["complete"] is True
+    record_fault(
+        "Soft time limit (`SoftTimeLimitExceeded`)",
+        state_kept=result.state == "FAILURE",
+        logs_expected=1,
+        logs_stored=int(info.stored),
+    )
 
 
 def test_revoked_with_terminate_behaves_like_a_killed_child(
-    start_worker: Any, s3_endpoint: str
+    start_worker: Any, s3_endpoint: str, record_fault: RecordFault
 ) -> None:
     """revoke(terminate=True) kills the child; the log is stored as incomplete."""
     worker = start_worker("--pool", "prefork", "--concurrency", "1")
@@ -176,10 +195,16 @@ def test_revoked_with_terminate_behaves_like_a_killed_child(
     worker.client.control.revoke(result.id, terminate=True, signal="SIGKILL")
     info = stored_info(result)
     assert stored_text(s3_endpoint, info) == [*slow_lines(63), INCOMPLETE_TRAILER]
+    record_fault(
+        "Task revoked with `terminate=True`",
+        state_kept=wait_for(lambda: result.state == "REVOKED", 30, "the task to be REVOKED"),
+        logs_expected=1,
+        logs_stored=int(info.stored),
+    )
 
 
 def test_whole_worker_killed_is_recovered_when_the_next_one_starts(
-    start_worker: Any, s3_endpoint: str
+    start_worker: Any, s3_endpoint: str, record_fault: RecordFault
 ) -> None:
     """A solo worker killed mid-task: its successor on the same spool folder stores the log."""
     first = start_worker("--pool", "solo")
@@ -192,10 +217,17 @@ def test_whole_worker_killed_is_recovered_when_the_next_one_starts(
     start_worker("--pool", "solo", state_dir=first.state_dir)
     info = stored_info(result)
     assert stored_text(s3_endpoint, info) == [*slow_lines(64), INCOMPLETE_TRAILER]
+    record_fault(
+        "Whole worker killed with SIGKILL; stored by the next worker's first sweep",
+        # Nothing stored a result for the lost run; capture does not invent one.
+        state_kept=result.state == "PENDING",
+        logs_expected=1,
+        logs_stored=int(info.stored),
+    )
 
 
 def test_storage_outage_keeps_the_log_and_the_task_result(
-    start_worker: Any, stoppable_s3: StoppableS3
+    start_worker: Any, stoppable_s3: StoppableS3, record_fault: RecordFault
 ) -> None:
     """S3 down during upload: state and result stay, the entry says failed, the log waits in
     the spool, and the periodic sweep stores it once S3 is back."""
@@ -229,10 +261,16 @@ def test_storage_outage_keeps_the_log_and_the_task_result(
     assert INCOMPLETE_TRAILER not in lines
     assert wait_for(lambda: spool_contents(worker) == [], 10, "the spool to empty")
     assert result.get(timeout=5)["file"] == 65
+    record_fault(
+        "S3 down at upload time; stored by the periodic sweep once it is back",
+        state_kept=result.state == "SUCCESS",
+        logs_expected=1,
+        logs_stored=int(info.stored),
+    )
 
 
 def test_recover_command_reports_an_unreachable_storage_then_stores(
-    start_worker: Any, stoppable_s3: StoppableS3
+    start_worker: Any, stoppable_s3: StoppableS3, record_fault: RecordFault
 ) -> None:
     """parselog_recover exits non-zero with a clear message while S3 is down, then stores."""
     worker = start_worker(
@@ -275,6 +313,12 @@ def test_recover_command_reports_an_unreachable_storage_then_stores(
     assert spool_contents(worker) == []
     info = stored_info(result, timeout=5)
     assert stored_text(stoppable_s3.endpoint, info)[0] == "INFO e2eproj.task: parse start 66"
+    record_fault(
+        "S3 down, worker stopped; stored by `manage.py parselog_recover`",
+        state_kept=result.state == "SUCCESS",
+        logs_expected=1,
+        logs_stored=int(info.stored),
+    )
 
 
 def test_spool_folder_is_private(start_worker: Any) -> None:
@@ -291,7 +335,7 @@ def test_spool_folder_is_private(start_worker: Any) -> None:
 
 @pytest.mark.parametrize("task_name", ["retried_parse", "autoretried_parse"])
 def test_each_retry_attempt_has_a_log_of_its_own(
-    task_name: str, start_worker: Any, s3_endpoint: str
+    task_name: str, start_worker: Any, s3_endpoint: str, record_fault: RecordFault
 ) -> None:
     """Every attempt is stored under its own key; the final entry lists the earlier ones."""
     worker = start_worker("--pool", "solo")
@@ -308,6 +352,13 @@ def test_each_retry_attempt_has_a_log_of_its_own(
         lines = gzip.decompress(body).decode().splitlines()
         assert lines[0] == f"INFO e2eproj.records: attempt {number} of file 70"
     assert spool_contents(worker) == []
+    how = "`self.retry()`" if task_name == "retried_parse" else "`autoretry_for`"
+    record_fault(
+        f"Task retried with {how}: one log per attempt",
+        state_kept=result.state == "SUCCESS",
+        logs_expected=final_attempt,
+        logs_stored=len(earlier) + 1,
+    )
 
 
 @pytest.mark.parametrize(

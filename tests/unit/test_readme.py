@@ -28,3 +28,14 @@ def test_every_check_id_in_the_code_is_documented_and_no_other() -> None:
     conf_source = Path(celery_parselog.checks.__file__).with_name("conf.py").read_text()
     emitted |= set(re.findall(r'"(celery_parselog\.[EW]\d{3})"', conf_source))
     assert documented == emitted
+
+
+def test_reliability_table_is_the_one_the_end_to_end_tests_wrote() -> None:
+    """The README's reliability table is docs/reliability.md, which CI regenerates and compares."""
+    block = re.search(
+        r"<!-- reliability-table:start -->\n(.*?)<!-- reliability-table:end -->", README, re.S
+    )
+    assert block is not None, "the README lost its reliability table markers"
+    written = (Path(__file__).resolve().parents[2] / "docs" / "reliability.md").read_text()
+    assert block.group(1) == written
+    assert all(row.endswith("| 0 |") for row in written.splitlines()[2:])
