@@ -232,15 +232,16 @@ def _with_trailer(path: Path) -> Path:
     """A copy of an unfinished log, readable to its last synced byte, then its kept tail
     (if it had passed the cap) and the trailer."""
     copy = path.with_name(f".recovering-{path.name}")
-    with path.open("rb") as source:
+    # Private like the spool file itself: the log may hold anything the task logged.
+    descriptor = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with path.open("rb") as source, os.fdopen(descriptor, "wb") as plain:
         if path.name.endswith(".gz"):
-            with gzip.open(copy, "wb", compresslevel=6) as target:
+            with gzip.GzipFile(fileobj=plain, mode="wb", compresslevel=6, mtime=0) as target:
                 last = _copy_readable_gzip(source, target)
                 _finish_copy(path, target, last)
         else:
-            with copy.open("wb") as plain:
-                last = _copy_plain(source, plain)
-                _finish_copy(path, plain, last)
+            last = _copy_plain(source, plain)
+            _finish_copy(path, plain, last)
     return copy
 
 
@@ -263,21 +264,42 @@ def _finish_copy(path: Path, target: _Writer, last: bytes) -> None:
 
 
 def _copy_readable_gzip(source: BinaryIO, target: _Writer) -> bytes:
-    """Decompress what a cut-short gzip stream holds (a killed writer leaves no end).
+    """Decompress what a cut-short or damaged gzip stream holds (a killed writer leaves no
+    end; a crashed machine may leave zeros). Everything before the first bad byte is kept.
 
     Returns the last byte written, so the trailer can start on a line of its own.
     """
     decompressor = zlib.decompressobj(wbits=31)
     last = b""
     while chunk := source.read(_CHUNK):
-        try:
-            data = decompressor.decompress(chunk)
-        except zlib.error:
+        outputs, damaged = _decompress_until_damage(decompressor, chunk, _CHUNK)
+        for output in outputs:
+            if output:
+                target.write(output)
+                last = output[-1:]
+        if damaged:
             break
-        if data:
-            target.write(data)
-            last = data[-1:]
     return last
+
+
+def _decompress_until_damage(
+    decompressor: Any, data: bytes, piece: int
+) -> tuple[list[bytes], bool]:
+    """Feed ``data`` in pieces; where a piece fails, go over it again in smaller pieces
+    (from a copy taken before it), down to single bytes. Returns the outputs and
+    whether damage was found."""
+    outputs: list[bytes] = []
+    for start in range(0, len(data), piece):
+        part = data[start : start + piece]
+        before = decompressor.copy()
+        try:
+            outputs.append(decompressor.decompress(part))
+        except zlib.error:
+            if piece > 1:
+                more, _ = _decompress_until_damage(before, part, max(piece // 64, 1))
+                outputs.extend(more)
+            return outputs, True
+    return outputs, False
 
 
 def _line(last: bytes, text: str) -> bytes:
@@ -287,13 +309,17 @@ def _line(last: bytes, text: str) -> bytes:
 
 
 def _remove_stale_manifests(spool_dir: Path) -> None:
-    """Manifests and tail segments whose log is gone (stored, then the process died)."""
+    """Manifests and tail segments whose log is gone, and stale working copies."""
     if not spool_dir.is_dir():
         return
     for extra in [*spool_dir.glob(f"*{MANIFEST_SUFFIX}"), *spool_dir.glob("*.tail-[01]")]:
         log = extra.with_name(extra.name.rsplit(".", 1)[0])
         if not log.exists() and time.time() - _mtime(extra) > _UNNAMED_GRACE_SECONDS:
             extra.unlink(missing_ok=True)
+    # Working copies of a process that died while writing them.
+    for working in [*spool_dir.glob(".manifest-*"), *spool_dir.glob(".recovering-*")]:
+        if time.time() - _mtime(working) > _UNNAMED_GRACE_SECONDS:
+            working.unlink(missing_ok=True)
 
 
 class RecoverySweeper(threading.Thread):

@@ -1,0 +1,220 @@
+"""Unit tests for celery_parselog.spool: manifests written atomically, read with care, and locks."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from celery_parselog.spool import (
+    MANIFEST_SUFFIX,
+    lock_exclusive,
+    manifest_path,
+    read_manifest,
+    write_manifest,
+)
+
+TASK_ID = "5b0c7f2e-9d1a-4c3b-8e7f-6a5b4c3d2e1f"
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Path:
+    """A spool file path (not created) in a folder of this test only."""
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    return folder / f"{TASK_ID}-1-abcd1234.log.gz"
+
+
+@pytest.fixture
+def log_file(spool: Path) -> Path:
+    """The spool file, created empty."""
+    spool.touch()
+    return spool
+
+
+@pytest.fixture
+def descriptors() -> Iterator[list[int]]:
+    """File descriptors a test opened; every one still open is closed afterwards."""
+    opened: list[int] = []
+    yield opened
+    for descriptor in opened:
+        with contextlib.suppress(OSError):  # the test may have closed it already
+            os.close(descriptor)
+
+
+def open_descriptor(path: Path, descriptors: list[int], flags: int = os.O_RDONLY) -> int:
+    """A new descriptor (a new open file description) on ``path``, closed after the test."""
+    descriptor = os.open(path, flags)
+    descriptors.append(descriptor)
+    return descriptor
+
+
+# -- manifest_path -------------------------------------------------------------------
+
+
+def test_manifest_path_adds_the_suffix_to_the_whole_name(spool: Path) -> None:
+    """The manifest of ``x.log.gz`` is ``x.log.gz.json`` in the same folder."""
+    assert MANIFEST_SUFFIX == ".json"
+    assert manifest_path(spool) == spool.parent / f"{TASK_ID}-1-abcd1234.log.gz.json"
+
+
+# -- write_manifest ------------------------------------------------------------------
+
+
+def test_write_manifest_writes_the_fields_with_a_version(spool: Path) -> None:
+    """The manifest holds the given fields plus ``version: 1``, as a JSON object."""
+    write_manifest(spool, {"task_id": TASK_ID, "key": "logs/a.log.gz", "attempt": 2})
+    data = json.loads(manifest_path(spool).read_text(encoding="utf-8"))
+    assert data == {"version": 1, "task_id": TASK_ID, "key": "logs/a.log.gz", "attempt": 2}
+
+
+def test_write_manifest_leaves_no_temporary_file(spool: Path) -> None:
+    """After writing (twice), the folder holds the manifest only: no temporary file remains."""
+    write_manifest(spool, {"task_id": TASK_ID, "status": "pending"})
+    write_manifest(spool, {"task_id": TASK_ID, "status": "stored"})
+    assert sorted(spool.parent.iterdir()) == [manifest_path(spool)]
+
+
+def test_write_manifest_replaces_the_older_one(spool: Path) -> None:
+    """A second write replaces the first: only the new fields are read back."""
+    write_manifest(spool, {"task_id": TASK_ID, "status": "pending", "planned": True})
+    write_manifest(spool, {"task_id": TASK_ID, "status": "failed"})
+    assert read_manifest(manifest_path(spool)) == {
+        "version": 1,
+        "task_id": TASK_ID,
+        "status": "failed",
+    }
+
+
+def test_write_manifest_replaces_by_rename_so_a_reader_sees_a_whole_file(spool: Path) -> None:
+    """A rewrite replaces the file: a reader of the old one still reads it whole."""
+    write_manifest(spool, {"task_id": TASK_ID, "status": "pending", "padding": "x" * 5000})
+    target = manifest_path(spool)
+    with target.open(encoding="utf-8") as old_reader:
+        old_inode = os.fstat(old_reader.fileno()).st_ino
+        write_manifest(spool, {"task_id": TASK_ID, "status": "stored"})
+        old = json.load(old_reader)
+    assert old["status"] == "pending"
+    assert old["padding"] == "x" * 5000
+    assert target.stat().st_ino != old_inode
+    assert read_manifest(target)["status"] == "stored"
+
+
+def test_write_manifest_that_fails_keeps_the_old_one_and_leaves_no_temporary_file(
+    spool: Path,
+) -> None:
+    """Fields that cannot be written as JSON raise, and the previous manifest stays intact."""
+    write_manifest(spool, {"task_id": TASK_ID, "status": "pending"})
+    with pytest.raises(TypeError):
+        write_manifest(spool, {"task_id": TASK_ID, "status": object()})
+    assert sorted(spool.parent.iterdir()) == [manifest_path(spool)]
+    assert read_manifest(manifest_path(spool))["status"] == "pending"
+
+
+def test_write_manifest_into_a_missing_folder_raises_oserror(tmp_path: Path) -> None:
+    """Writing beside a spool file whose folder does not exist raises OSError."""
+    with pytest.raises(OSError):
+        write_manifest(tmp_path / "missing" / "x-1-abc.log", {"task_id": "x"})
+
+
+# -- read_manifest -------------------------------------------------------------------
+
+
+def test_read_manifest_reads_what_write_manifest_wrote(spool: Path) -> None:
+    """A round trip keeps strings, numbers, lists, nested objects and non-ASCII text."""
+    fields = {"task_id": TASK_ID, "counts": {"INFO": 3}, "earlier_keys": ["a", "b"], "n": "é"}
+    write_manifest(spool, fields)
+    assert read_manifest(manifest_path(spool)) == {"version": 1, **fields}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"task_id": "5b0c7f2e',
+        b"",
+        b"not json at all",
+        b'{"task_id": "a"} trailing',
+    ],
+    ids=["cut-short", "empty", "garbage", "trailing-data"],
+)
+def test_read_manifest_raises_valueerror_on_damaged_json(spool: Path, content: bytes) -> None:
+    """A manifest that is not valid JSON raises ValueError."""
+    manifest_path(spool).write_bytes(content)
+    with pytest.raises(ValueError):
+        read_manifest(manifest_path(spool))
+
+
+def test_read_manifest_raises_valueerror_on_bytes_that_are_not_utf8(spool: Path) -> None:
+    """A manifest whose bytes are not UTF-8 raises ValueError (not some other error)."""
+    manifest_path(spool).write_bytes(b'{"task_id": "\xff\xfe"}')
+    with pytest.raises(ValueError):
+        read_manifest(manifest_path(spool))
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '"a string"', "42", "null"])
+def test_read_manifest_raises_valueerror_on_json_that_is_not_an_object(
+    spool: Path, content: str
+) -> None:
+    """Valid JSON that is not an object raises ValueError naming the file."""
+    manifest_path(spool).write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match="does not hold a JSON object") as raised:
+        read_manifest(manifest_path(spool))
+    assert str(manifest_path(spool)) in str(raised.value)
+
+
+def test_read_manifest_raises_filenotfounderror_when_missing(spool: Path) -> None:
+    """A missing manifest raises FileNotFoundError (an OSError)."""
+    with pytest.raises(FileNotFoundError):
+        read_manifest(manifest_path(spool))
+
+
+# -- lock_exclusive ------------------------------------------------------------------
+
+
+def test_second_descriptor_cannot_take_the_lock_while_the_first_holds_it(
+    log_file: Path, descriptors: list[int]
+) -> None:
+    """With the lock held through one descriptor, another descriptor gets False (no wait)."""
+    first = open_descriptor(log_file, descriptors, os.O_WRONLY)
+    second = open_descriptor(log_file, descriptors)
+    assert lock_exclusive(first, wait=False) is True
+    assert lock_exclusive(second, wait=False) is False
+    assert lock_exclusive(second, wait=False) is False  # asking again changes nothing
+
+
+def test_second_descriptor_takes_the_lock_once_the_first_is_closed(
+    log_file: Path, descriptors: list[int]
+) -> None:
+    """Closing the holder's descriptor drops the lock; a read-only descriptor can then take it."""
+    first = open_descriptor(log_file, descriptors, os.O_WRONLY)
+    second = open_descriptor(log_file, descriptors)
+    assert lock_exclusive(first, wait=True) is True
+    assert lock_exclusive(second, wait=False) is False
+    os.close(first)
+    assert lock_exclusive(second, wait=False) is True
+    third = open_descriptor(log_file, descriptors)
+    assert lock_exclusive(third, wait=False) is False  # now the second holds it
+
+
+def test_waiting_for_the_lock_returns_once_the_holder_lets_go(
+    log_file: Path, descriptors: list[int]
+) -> None:
+    """``wait=True`` blocks while another descriptor holds the lock and returns True after."""
+    first = open_descriptor(log_file, descriptors, os.O_WRONLY)
+    second = open_descriptor(log_file, descriptors)
+    assert lock_exclusive(first, wait=False) is True
+    results: list[bool] = []
+    waiter = threading.Thread(target=lambda: results.append(lock_exclusive(second, wait=True)))
+    waiter.start()
+    try:
+        waiter.join(0.2)
+        assert results == []  # still waiting: the first descriptor holds the lock
+    finally:
+        os.close(first)
+        waiter.join(10)
+    assert results == [True]
