@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,93 +15,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from celery import Celery
 from celery.result import AsyncResult
 
+from tests.servers import free_port, moto_s3, redis_server, s3_client
+
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "parselog-e2e"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _require(program: str) -> str:
-    path = shutil.which(program)
-    if path is None:
-        # Never a silent skip: CI installs the program, and a missing one fails the run.
-        pytest.fail(
-            f"{program} is not installed; the end-to-end tests need it "
-            "(apt-get install redis-server)"
-        )
-    return path
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on port {port}")
+__all__ = ["BUCKET", "REPO", "RecordFault", "Worker", "free_port", "s3_client"]
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A private Redis server on a free port, without persistence."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            _require("redis-server"),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_port(port, process, "redis-server")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(10)
+    with redis_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """moto's S3 server over real HTTP, with the test bucket created."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    s3_client(endpoint).create_bucket(Bucket=BUCKET)
-    yield endpoint
-    server.stop()
-
-
-def s3_client(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
+    with moto_s3(BUCKET) as endpoint:
+        yield endpoint
 
 
 @dataclass
