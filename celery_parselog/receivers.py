@@ -177,7 +177,7 @@ class CaptureReceivers:
             max_bytes=config.max_bytes,
         )
         self._warn_if_levels_hide_records()
-        entry = self._entry(task_id, key, attempt, started, PENDING)
+        entry = self._pending_entry(context, key)
         if attempt > 1:
             entry["earlier_keys"] = self._earlier_keys(task, task_id, attempt)
         self._write_manifest(capture, entry)
@@ -212,17 +212,17 @@ class CaptureReceivers:
                 logging.getLevelName(self.config.levelno),
             )
 
-    def _entry(
-        self, task_id: str, key: str, attempt: int, started: datetime, status: str
-    ) -> dict[str, Any]:
+    def _pending_entry(self, context: KeyContext, key: str) -> dict[str, Any]:
+        """The entry of a run that has just started: where its log is planned to go."""
         return {
-            "status": status,
+            "status": PENDING,
             "uri": self._planned_uri(key),
             "storage": self.config.storage,
             "key": key,
-            "attempt": attempt,
-            "task_id": task_id,
-            "started": _iso(started),
+            "attempt": context.attempt,
+            "task_id": context.task_id,
+            "task_name": context.task_name,
+            "started": _iso(context.started),
         }
 
     # -- task_postrun ------------------------------------------------------------
