@@ -10,6 +10,7 @@
 ``celery_parselog.E007``  ``FORMAT`` cannot format a record
 ``celery_parselog.E008``  a setting has a value of the wrong type
 ``celery_parselog.E009``  ``SPOOL_DIR`` cannot be created or written
+``celery_parselog.E010``  ``SUBJECT`` is not a valid template
 ``celery_parselog.W001``  capture is on but ``TASKS`` is empty
 ``celery_parselog.W002``  a ``TASKS`` entry matches no registered task (worker start)
 =====================  ===============================================================
@@ -94,6 +95,31 @@ def check_settings(
     spool_dir = _read(found, lambda: settings.spool_dir)
     if spool_dir is not None:
         found.extend(_check_spool_dir(spool_dir))
+    found.extend(_check_records(settings))
+    return found
+
+
+def _check_records(settings: ParselogSettings) -> list[checks.CheckMessage]:
+    """The settings of run records, the admin's preview and downloads."""
+    found: list[checks.CheckMessage] = []
+    _read(found, lambda: settings.records)
+    _read(found, lambda: settings.keep_args)
+    _read(found, lambda: settings.download_expiry)
+    _read(found, lambda: settings.preview_lines)
+    subject = _read(found, lambda: settings.subject)
+    if subject is not None:
+        try:
+            template_fields(subject)
+        except ValueError as error:
+            found.append(
+                _error(
+                    f"{PREFIX}SUBJECT: {subject!r} is not a valid template: {error}.",
+                    "Use {field} placeholders over the key's fields, such as "
+                    "'{data_file_id}'; double braces for literal ones.",
+                    "celery_parselog.E010",
+                    "SUBJECT",
+                )
+            )
     return found
 
 

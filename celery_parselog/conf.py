@@ -138,6 +138,35 @@ SPECS: tuple[SettingSpec, ...] = (
         0.5,
         "Seconds to wait before the second upload attempt; doubled for each further one.",
     ),
+    SettingSpec(
+        "RECORDS",
+        True,
+        "Keep a `TaskLog` row per captured run in the database (admin pages, comparing "
+        "runs, the `log_uploaded` signal). `False` writes no rows.",
+    ),
+    SettingSpec(
+        "SUBJECT",
+        None,
+        "Template over the key's fields naming what a run worked on, such as "
+        '`"{data_file_id}"`; runs with one subject are compared with each other. '
+        "`None` or empty leaves the subject empty.",
+    ),
+    SettingSpec(
+        "KEEP_ARGS",
+        True,
+        "Keep the task's args and kwargs on its `TaskLog` row (values JSON cannot hold "
+        "are kept as their `repr`).",
+    ),
+    SettingSpec(
+        "DOWNLOAD_EXPIRY",
+        300,
+        "Seconds an admin download link to a log on S3 (a presigned URL) stays valid.",
+    ),
+    SettingSpec(
+        "PREVIEW_LINES",
+        50,
+        "How many first and last lines of a log the admin's detail page shows.",
+    ),
 )
 
 _SPECS_BY_NAME = {spec.name: spec for spec in SPECS}
@@ -335,6 +364,47 @@ class ParselogSettings:
         ):
             raise _type_error("RECOVERY_INTERVAL", value, "a number of seconds from 0 to 86400")
         return float(value)
+
+    @property
+    def records(self) -> bool:
+        value = self._value("RECORDS")
+        if not isinstance(value, bool):
+            raise _type_error("RECORDS", value, "True or False")
+        return value
+
+    @property
+    def subject(self) -> str | None:
+        """The subject template, or ``None`` when runs get no subject."""
+        value = self._value("SUBJECT")
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise _type_error("SUBJECT", value, 'a template such as "{data_file_id}", or None')
+        return value
+
+    @property
+    def keep_args(self) -> bool:
+        value = self._value("KEEP_ARGS")
+        if not isinstance(value, bool):
+            raise _type_error("KEEP_ARGS", value, "True or False")
+        return value
+
+    @property
+    def download_expiry(self) -> int:
+        value = self._value("DOWNLOAD_EXPIRY")
+        # S3 refuses presigned URLs valid for more than seven days.
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 604800:
+            raise _type_error(
+                "DOWNLOAD_EXPIRY", value, "a whole number of seconds from 1 to 604800"
+            )
+        return value
+
+    @property
+    def preview_lines(self) -> int:
+        value = self._value("PREVIEW_LINES")
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 5000:
+            raise _type_error("PREVIEW_LINES", value, "a whole number of lines from 1 to 5000")
+        return value
 
 
 parselog_settings = ParselogSettings()

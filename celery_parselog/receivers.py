@@ -27,6 +27,7 @@ from celery_parselog.conf import ParselogSettings
 from celery_parselog.formatting import build_formatter
 from celery_parselog.keys import KeyContext, KeyRenderError, bind_arguments, render_key
 from celery_parselog.metadata import FAILED, PENDING, STORED, ResultMetadata
+from celery_parselog.records import record_finished, record_started
 from celery_parselog.recovery import INTERRUPTED_TRAILER
 from celery_parselog.routing import CaptureRouter, Checkpoint, LoggerSelection, current_run
 from celery_parselog.selection import TaskSelector
@@ -181,6 +182,15 @@ class CaptureReceivers:
         if attempt > 1:
             entry["earlier_keys"] = self._earlier_keys(task, task_id, attempt)
         self._write_manifest(capture, entry)
+        # Before entering the router, so the database's own log lines stay out of the run.
+        record_started(
+            entry,
+            task_name=task.name,
+            hostname=_HOSTNAME,
+            arguments=context.arguments,
+            args=args,
+            kwargs=kwargs,
+        )
         try:
             self.results.mark_pending(task, entry)
         except Exception:
@@ -310,6 +320,8 @@ class CaptureReceivers:
                 capture.task_name,
                 capture.task_id,
             )
+        # After publishing, so receivers of log_uploaded can already read log_info().
+        record_finished(entry, first_error=capture.first_error)
 
     def _upload_checkpoint(self, capture: RunCapture) -> None:
         """Store the log so far under its final key; called by the router's watcher thread."""

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, Protocol
 from celery.backends.base import Backend
 
 from celery_parselog.metadata import STORED, ResultMetadata
+from celery_parselog.records import record_recovered
 from celery_parselog.spool import MANIFEST_SUFFIX, lock_exclusive, manifest_path, read_manifest
 from celery_parselog.storage import UploadError, store_log
 from celery_parselog.tail import tail_paths
@@ -222,6 +223,7 @@ def _store(
             ResultMetadata().publish(backend, entry)
         except Exception:  # noqa: BLE001 - the log is stored; only its pointer is missing
             logger.warning("Could not record the recovered log %s on its result", stored.key)
+    record_recovered({**entry, "hostname": manifest.get("hostname") or ""})
     for leftover in (path, manifest_path(path), *tail_paths(path)):
         leftover.unlink(missing_ok=True)
     logger.info("Recovered %s as %s", path.name, stored.uri)

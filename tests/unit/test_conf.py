@@ -48,6 +48,11 @@ PROPERTY_FOR = {
     "CHECKPOINT_SECONDS": "checkpoint_seconds",
     "MAX_BYTES": "max_bytes",
     "RECOVERY_INTERVAL": "recovery_interval",
+    "RECORDS": "records",
+    "SUBJECT": "subject",
+    "KEEP_ARGS": "keep_args",
+    "DOWNLOAD_EXPIRY": "download_expiry",
+    "PREVIEW_LINES": "preview_lines",
 }
 
 # A valid value unlike the default and unlike tests/settings.py, and what the property gives.
@@ -66,6 +71,11 @@ NON_DEFAULT: dict[str, tuple[Any, Any]] = {
     "CHECKPOINT_SECONDS": (30, 30.0),
     "MAX_BYTES": (1_000_000, 1_000_000),
     "RECOVERY_INTERVAL": (15, 15.0),
+    "RECORDS": (False, False),
+    "SUBJECT": ("{data_file_id}", "{data_file_id}"),
+    "KEEP_ARGS": (False, False),
+    "DOWNLOAD_EXPIRY": (60, 60),
+    "PREVIEW_LINES": (20, 20),
 }
 
 # What each property gives when its setting is absent.
@@ -84,6 +94,11 @@ DEFAULT_VALUE: dict[str, Any] = {
     "CHECKPOINT_SECONDS": 0.0,
     "MAX_BYTES": 128 * 1024 * 1024,
     "RECOVERY_INTERVAL": 60.0,
+    "RECORDS": True,
+    "SUBJECT": None,
+    "KEEP_ARGS": True,
+    "DOWNLOAD_EXPIRY": 300,
+    "PREVIEW_LINES": 50,
 }
 
 SPEC_NAMES = [spec.name for spec in SPECS]
@@ -154,6 +169,11 @@ def test_spec_defaults_match_property_defaults() -> None:
         "CHECKPOINT_SECONDS": 0,
         "MAX_BYTES": 128 * 1024 * 1024,
         "RECOVERY_INTERVAL": 60,
+        "RECORDS": True,
+        "SUBJECT": None,
+        "KEEP_ARGS": True,
+        "DOWNLOAD_EXPIRY": 300,
+        "PREVIEW_LINES": 50,
     }
 
 
@@ -258,6 +278,21 @@ E008 = "celery_parselog.E008"
         ("RECOVERY_INTERVAL", math.nan, E008),
         ("RECOVERY_INTERVAL", "60", E008),
         ("RECOVERY_INTERVAL", False, E008),
+        ("RECORDS", "yes", E008),
+        ("RECORDS", None, E008),
+        ("SUBJECT", 7, E008),
+        ("SUBJECT", ["{data_file_id}"], E008),
+        ("KEEP_ARGS", 1, E008),
+        ("KEEP_ARGS", None, E008),
+        ("DOWNLOAD_EXPIRY", 0, E008),
+        ("DOWNLOAD_EXPIRY", 604801, E008),
+        ("DOWNLOAD_EXPIRY", 30.5, E008),
+        ("DOWNLOAD_EXPIRY", True, E008),
+        ("DOWNLOAD_EXPIRY", "300", E008),
+        ("PREVIEW_LINES", 0, E008),
+        ("PREVIEW_LINES", 5001, E008),
+        ("PREVIEW_LINES", False, E008),
+        ("PREVIEW_LINES", "50", E008),
     ],
 )
 def test_setting_error_names_the_key(name: str, value: object, check_id: str) -> None:
@@ -393,3 +428,10 @@ def test_tasks_and_loggers_accept_tuples() -> None:
         reader = ParselogSettings()
         assert reader.tasks == ("a.b",)
         assert reader.loggers == ("*", "-noisy")
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_subject_empty_or_none_means_no_subject(value: object) -> None:
+    """SUBJECT None or "" both mean runs get no subject."""
+    with override_settings(CELERY_PARSELOG_SUBJECT=value):
+        assert ParselogSettings().subject is None

@@ -1,0 +1,105 @@
+"""``TaskLog``: one database row per captured run, so runs can be listed, searched and compared.
+
+The stored object and the ``parselog`` entry on the result remain the record of
+truth; a row is an index over them, written only by :mod:`celery_parselog.records`.
+A missing row (the database was down, or ``CELERY_PARSELOG_RECORDS`` is off) never
+means a missing log.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import models
+
+__all__ = ["TaskLog"]
+
+
+class TaskLog(models.Model):
+    """One captured run of a task: who ran it, on what, how it ended, and where its log is."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", "running"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+        RETRIED = "retried", "retried"
+        REVOKED = "revoked", "revoked"
+        # The task did not reach its end: a time limit or a signal tore through it.
+        INTERRUPTED = "interrupted", "interrupted"
+        # The worker died mid-run; the log was stored later by recovery.
+        LOST = "lost", "worker lost"
+        # Any other Celery state (IGNORED, a custom state); ``task_state`` has its name.
+        FINISHED = "finished", "finished"
+
+    class UploadStatus(models.TextChoices):
+        PENDING = "pending", "pending"
+        STORED = "stored", "stored"
+        FAILED = "failed", "failed"
+
+    task_id = models.CharField(max_length=255)
+    task_name = models.CharField(max_length=255, blank=True, default="")
+    attempt = models.PositiveIntegerField(default=1)
+    hostname = models.CharField(max_length=255, blank=True, default="")
+    subject = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        help_text="Made from CELERY_PARSELOG_SUBJECT; runs with one subject are compared.",
+    )
+    args = models.JSONField(null=True, blank=True)
+    kwargs = models.JSONField(null=True, blank=True)
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
+    task_state = models.CharField(
+        max_length=32, blank=True, default="", help_text="Celery's own state name, if any."
+    )
+    started = models.DateTimeField()
+    finished = models.DateTimeField(null=True, blank=True)
+    duration = models.DurationField(null=True, blank=True)
+    recovered = models.DateTimeField(
+        null=True, blank=True, help_text="When recovery stored a log its run left behind."
+    )
+
+    storage = models.CharField(max_length=255, blank=True, default="")
+    key = models.CharField(max_length=1024, blank=True, default="")
+    uri = models.CharField(max_length=2048, blank=True, default="")
+    bytes = models.BigIntegerField(null=True, blank=True, help_text="Stored (compressed) size.")
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+
+    complete = models.BooleanField(null=True, blank=True)
+    incomplete_reason = models.CharField(max_length=255, blank=True, default="")
+    upload_status = models.CharField(
+        max_length=16, choices=UploadStatus.choices, default=UploadStatus.PENDING
+    )
+    upload_error = models.TextField(blank=True, default="")
+
+    counts = models.JSONField(default=dict, blank=True, help_text="Records by level name.")
+    first_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        verbose_name = "task log"
+        verbose_name_plural = "task logs"
+        ordering = ("-started", "-pk")
+        constraints = (
+            models.UniqueConstraint(
+                fields=("task_id", "attempt"), name="celery_parselog_tasklog_run"
+            ),
+        )
+        indexes = (
+            models.Index(fields=("subject",), name="celery_parselog_subject"),
+            models.Index(fields=("task_name",), name="celery_parselog_task_name"),
+            models.Index(fields=("state",), name="celery_parselog_state"),
+            models.Index(fields=("started",), name="celery_parselog_started"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.task_name or 'task'}[{self.task_id}] attempt {self.attempt}"
+
+    @property
+    def is_stored(self) -> bool:
+        """Whether the storage confirmed the log, so it can be read."""
+        return self.upload_status == "stored" and bool(self.key)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return self.duration.total_seconds() if isinstance(self.duration, timedelta) else None

@@ -1,0 +1,359 @@
+"""Writing ``TaskLog`` rows: the only module that does, called by the receivers and recovery.
+
+A row follows the ``parselog`` entry of its run: :func:`record_started` when the run
+starts, :func:`record_finished` once its log is stored (or its upload gave up), and
+:func:`record_recovered` when recovery stores a log a run left behind. None of them
+ever raises: a database that is down, slow to migrate or locked must not break the
+task, so every failure is logged through ``celery_parselog.records`` and swallowed.
+With ``CELERY_PARSELOG_RECORDS = False`` they return at once.
+
+The model is imported inside the functions, not at the top: the receivers import
+this module while Django is still importing the installed apps, before models can be.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import string
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from celery_parselog.conf import ParselogSettings
+from celery_parselog.signals import log_uploaded
+
+if TYPE_CHECKING:
+    from celery_parselog.models import TaskLog
+
+__all__ = ["record_finished", "record_recovered", "record_started", "render_subject"]
+
+logger = logging.getLogger("celery_parselog.records")
+
+# Longest JSON text kept for one argument; a longer one is kept as a cut repr, so a
+# task called with a whole file's content does not put that content in the database.
+_MAX_ARGUMENT_CHARS = 4096
+_SUBJECT_LENGTH = 255  # TaskLog.subject's max_length
+
+# Celery's state names and the row's state for each; others are "finished".
+_STATES = {
+    "SUCCESS": "succeeded",
+    "FAILURE": "failed",
+    "RETRY": "retried",
+    "REVOKED": "revoked",
+}
+_UPLOAD_STATUSES = frozenset({"pending", "stored", "failed"})
+
+
+def record_started(
+    entry: Mapping[str, Any],
+    *,
+    task_name: str,
+    hostname: str,
+    arguments: Mapping[str, Any],
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+) -> None:
+    """Create (or reset) the row of a run that just started, from its pending entry.
+
+    ``arguments`` are the task's parameters bound to its signature (what the key
+    template sees), used for the subject; ``args`` and ``kwargs`` are kept as given.
+    A redelivered run (same task id and attempt) starts its row afresh, as its log
+    replaces the earlier one under the same key.
+    """
+    try:
+        config = ParselogSettings()
+        if not config.records:
+            return
+        from celery_parselog.models import TaskLog
+
+        started = _moment(entry.get("started")) or timezone.now()
+        task_id = str(entry["task_id"])
+        attempt = int(entry.get("attempt", 1))
+        subject = _subject(
+            config.subject,
+            arguments,
+            task_name=task_name,
+            task_id=task_id,
+            attempt=attempt,
+            started=started,
+            root_id=entry.get("root_id"),
+        )
+        kept_args, kept_kwargs = _safe_arguments(args, kwargs) if config.keep_args else (None, None)
+        TaskLog.objects.update_or_create(
+            task_id=task_id,
+            attempt=attempt,
+            defaults={
+                "task_name": task_name,
+                "hostname": hostname[:255],
+                "subject": subject,
+                "args": kept_args,
+                "kwargs": kept_kwargs,
+                "state": "running",
+                "task_state": "",
+                "started": _db_time(started),
+                "finished": None,
+                "duration": None,
+                "recovered": None,
+                "storage": str(entry.get("storage") or ""),
+                "key": str(entry.get("key") or ""),
+                "uri": str(entry.get("uri") or ""),
+                "bytes": None,
+                "sha256": "",
+                "complete": None,
+                "incomplete_reason": "",
+                "upload_status": "pending",
+                "upload_error": "",
+                "counts": {},
+                "first_error": "",
+            },
+        )
+    except Exception:
+        logger.exception("Could not record the start of %s[%s]", task_name, entry.get("task_id"))
+
+
+def record_finished(entry: Mapping[str, Any], *, first_error: str | None) -> TaskLog | None:
+    """Complete the row of a run from its final entry (stored or failed).
+
+    Creates the row if its start was never recorded. Sends
+    :data:`~celery_parselog.signals.log_uploaded` when the log is stored. Returns the
+    row, or ``None`` when rows are off or it could not be written.
+    """
+    return _complete(entry, first_error=first_error, recovered=False)
+
+
+def record_recovered(entry: Mapping[str, Any]) -> TaskLog | None:
+    """Complete the row of a run whose log recovery stored, creating it if need be.
+
+    A run that never reached its end is marked ``lost``. Sends
+    :data:`~celery_parselog.signals.log_uploaded`, like :func:`record_finished`.
+    """
+    return _complete(entry, first_error=None, recovered=True)
+
+
+def render_subject(template: str, fields: Mapping[str, Any]) -> str:
+    """The subject a template gives for one run's fields.
+
+    Unlike a key, a subject is not a path, so values are kept as they are, except
+    control characters; it is cut to fit the column. Raises ``KeyError`` for a field
+    the run lacks and ``ValueError`` for a malformed template.
+    """
+    text = string.Formatter().vformat(template, (), dict(fields))
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in text).strip()
+    return cleaned[:_SUBJECT_LENGTH]
+
+
+def _subject(
+    template: str | None,
+    arguments: Mapping[str, Any],
+    *,
+    task_name: str,
+    task_id: str,
+    attempt: int,
+    started: datetime,
+    root_id: Any,
+) -> str:
+    if not template:
+        return ""
+    fields = {
+        **arguments,
+        "task_name": task_name,
+        "task_id": task_id,
+        "attempt": attempt,
+        "root_id": root_id or task_id,
+        "started": started,
+    }
+    try:
+        return render_subject(template, fields)
+    except Exception as error:  # noqa: BLE001 - a subject is a convenience; the row is kept
+        logger.warning(
+            "CELERY_PARSELOG_SUBJECT %r gives no subject for %s[%s]: %r",
+            template,
+            task_name,
+            task_id,
+            error,
+        )
+        return ""
+
+
+def _safe_arguments(
+    args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> tuple[list[Any], dict[str, Any]]:
+    """The task's arguments as values JSON (and so the row's JSONField) can hold.
+
+    Each value that JSON cannot hold, or whose JSON is longer than
+    ``_MAX_ARGUMENT_CHARS``, is kept as its ``repr`` (cut to that length).
+    Redaction of sensitive argument values belongs here, applied to every value
+    before it is kept, so that nothing unredacted reaches the database.
+    """
+    return [_json_safe(value) for value in args], {
+        str(name): _json_safe(value) for name, value in kwargs.items()
+    }
+
+
+def _json_safe(value: Any) -> Any:
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        pass
+    else:
+        if len(text) <= _MAX_ARGUMENT_CHARS:
+            return value
+    try:
+        shown = repr(value)
+    except Exception:  # noqa: BLE001 - an argument's own __repr__ may raise anything
+        shown = f"<unrepresentable {type(value).__name__}>"
+    if len(shown) > _MAX_ARGUMENT_CHARS:
+        shown = shown[: _MAX_ARGUMENT_CHARS - 1] + "…"
+    return shown
+
+
+def _complete(
+    entry: Mapping[str, Any], *, first_error: str | None, recovered: bool
+) -> TaskLog | None:
+    try:
+        if not ParselogSettings().records:
+            return None
+        if recovered:
+            _tidy_connections()
+        row = _save_final(entry, first_error=first_error, recovered=recovered)
+    except Exception:
+        logger.exception(
+            "Could not record the %s log of %s (attempt %s)",
+            "recovered" if recovered else "final",
+            entry.get("task_id"),
+            entry.get("attempt"),
+        )
+        return None
+    if row.upload_status == "stored":
+        _announce(row)
+    return row
+
+
+def _save_final(entry: Mapping[str, Any], *, first_error: str | None, recovered: bool) -> TaskLog:
+    from celery_parselog.models import TaskLog
+
+    task_id = str(entry["task_id"])
+    attempt = int(entry.get("attempt", 1))
+    row: TaskLog | None = TaskLog.objects.filter(task_id=task_id, attempt=attempt).first()
+    if row is None:
+        # The start was never recorded (database down then, or rows just turned on).
+        row = TaskLog(
+            task_id=task_id,
+            attempt=attempt,
+            task_name=str(entry.get("task_name") or "")[:255],
+            hostname=str(entry.get("hostname") or "")[:255],
+            started=_db_time(_moment(entry.get("started")) or timezone.now()),
+        )
+    finished = _moment(entry.get("finished"))
+    task_state = entry.get("task_state")
+    row.task_state = str(task_state or "")[:32]
+    row.state = _state(finished=finished is not None, task_state=task_state)
+    row.finished = _db_time(finished) if finished else None
+    started = _moment(entry.get("started"))
+    row.duration = _duration(started, finished)
+    if recovered:
+        row.recovered = _db_time(_moment(entry.get("recovered")) or timezone.now())
+    row.storage = str(entry.get("storage") or row.storage)
+    row.key = str(entry.get("key") or row.key)
+    row.uri = str(entry.get("uri") or row.uri)
+    row.bytes = _int_or_none(entry.get("bytes"))
+    row.sha256 = str(entry.get("sha256") or "")
+    complete = entry.get("complete")
+    row.complete = bool(complete) if complete is not None else None
+    row.incomplete_reason = str(entry.get("incomplete_reason") or "")[:255]
+    status = str(entry.get("status") or "")
+    row.upload_status = status if status in _UPLOAD_STATUSES else "pending"
+    row.upload_error = str(entry.get("error") or "")
+    counts = entry.get("counts")
+    if isinstance(counts, Mapping):
+        row.counts = {str(level): int(number) for level, number in counts.items()}
+    if first_error is not None:
+        row.first_error = first_error
+    # A savepoint when called inside a transaction, so a failed write leaves it usable.
+    with transaction.atomic():
+        row.save()
+    return row
+
+
+def _tidy_connections() -> None:
+    """Drop database connections that broke or outlived ``CONN_MAX_AGE``.
+
+    Recovery runs in a worker's long-lived sweeper thread, which no request or task
+    cycle tidies (Celery does it around tasks): without this, one database restart
+    would leave that thread's connection broken for good. Never inside a transaction,
+    whose connection must not be closed under it.
+    """
+    if not _in_transaction():
+        close_old_connections()
+
+
+def _in_transaction() -> bool:
+    return bool(transaction.get_connection().in_atomic_block)
+
+
+def _announce(row: TaskLog) -> None:
+    """Send ``log_uploaded``; a receiver's failure is logged, never raised into the task."""
+    try:
+        responses = log_uploaded.send_robust(sender=type(row), task_log=row)
+    except Exception:
+        logger.exception("Could not send log_uploaded for %s", row)
+        return
+    for receiver, response in responses:
+        if isinstance(response, BaseException):
+            logger.error(
+                "A log_uploaded receiver (%r) failed for %s",
+                receiver,
+                row,
+                exc_info=(type(response), response, response.__traceback__),
+            )
+
+
+def _state(*, finished: bool, task_state: Any) -> str:
+    if not finished:
+        return "lost"
+    if task_state is None:
+        return "interrupted"
+    return _STATES.get(str(task_state), "finished")
+
+
+def _moment(value: Any) -> datetime | None:
+    """An entry's ISO time as an aware datetime (UTC when it carries no offset)."""
+    if isinstance(value, datetime):
+        moment: datetime | None = value
+    elif isinstance(value, str) and value:
+        try:
+            moment = parse_datetime(value)
+        except ValueError:
+            moment = None
+    else:
+        moment = None
+    if moment is not None and timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, dt_timezone.utc)
+    return moment
+
+
+def _db_time(moment: datetime) -> datetime:
+    """What a DateTimeField accepts: aware with ``USE_TZ``, naive local time without it."""
+    if settings.USE_TZ:
+        return moment
+    return timezone.make_naive(moment, timezone.get_default_timezone())
+
+
+def _duration(started: datetime | None, finished: datetime | None) -> timedelta | None:
+    if started is None or finished is None or finished < started:
+        return None
+    return finished - started
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
