@@ -2,9 +2,9 @@
 
 The public API is small: :func:`install` adds the worker's ``--parselog`` option,
 :func:`log_info` reads where a run's log is stored, :class:`KeyContext` is what a
-key function receives, and :func:`carry_context` lets a task's own threads log into
-its file. Everything else is configured with ``CELERY_PARSELOG_*``
-settings.
+key function receives, :func:`carry_context` lets a task's own threads log into its
+file, and :func:`register_secret` masks a value known only at run time. Everything
+else is configured with ``CELERY_PARSELOG_*`` settings.
 """
 
 from __future__ import annotations
@@ -13,10 +13,19 @@ from importlib.metadata import PackageNotFoundError, version
 
 from celery_parselog.keys import KeyContext
 from celery_parselog.metadata import LogInfo, log_info
+from celery_parselog.redaction import register_secret
 from celery_parselog.threads import carry_context
 from celery_parselog.worker import install
 
-__all__ = ["KeyContext", "LogInfo", "__version__", "carry_context", "install", "log_info"]
+__all__ = [
+    "KeyContext",
+    "LogInfo",
+    "__version__",
+    "carry_context",
+    "install",
+    "log_info",
+    "register_secret",
+]
 
 try:
     __version__ = version("celery-parselog")

@@ -53,6 +53,7 @@ class RunCapture:
         compress_level: int,
         allows_logger: Callable[[str], bool],
         max_bytes: int = 0,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self.task_id = task_id
         self.task_name = task_name
@@ -69,6 +70,7 @@ class RunCapture:
         # Set when the spool file stopped taking writes; later records are counted only.
         self.write_error: str | None = None
         self._formatter = formatter
+        self._redact = redact
         self._lock = threading.Lock()
         self._closed = False
         self._released = False
@@ -115,6 +117,10 @@ class RunCapture:
                 f"-- celery-parselog could not format a record of logger {record.name!r} "
                 f"at level {record.levelname}: {type(error).__name__} --"
             )
+        if self._redact is not None:
+            # On the final text (message, arguments, traceback, JSON extras), before
+            # anything is written or kept: nothing unredacted reaches the disk.
+            text = self._redact(text)
         data = (text + "\n").encode(_ENCODING, _ERRORS)
         levelname = record.levelname
         with self._lock:

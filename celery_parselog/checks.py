@@ -11,6 +11,7 @@
 ``celery_parselog.E008``  a setting has a value of the wrong type
 ``celery_parselog.E009``  ``SPOOL_DIR`` cannot be created or written
 ``celery_parselog.E010``  ``SUBJECT`` is not a valid template
+``celery_parselog.E011``  a ``REDACT`` entry is neither a built-in name nor a usable pattern
 ``celery_parselog.W001``  capture is on but ``TASKS`` is empty
 ``celery_parselog.W002``  a ``TASKS`` entry matches no registered task (worker start)
 =====================  ===============================================================
@@ -61,6 +62,7 @@ def check_settings(
     found: list[checks.CheckMessage] = []
     enabled = _read(found, lambda: settings.enabled)
     _read(found, lambda: settings.level)
+    _read(found, lambda: settings.redact)
     _read(found, lambda: settings.loggers)
     _read(found, lambda: settings.compress_level)
     _read(found, lambda: settings.upload_attempts)

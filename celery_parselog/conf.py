@@ -21,6 +21,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from celery_parselog.redaction import BUILTIN_NAMES, DEFAULT_REDACT, entry_problem
+
 __all__ = [
     "DEFAULT_FORMAT",
     "JSON_FORMAT",
@@ -97,6 +99,14 @@ SPECS: tuple[SettingSpec, ...] = (
         "Cap on a run's log, in bytes of text. Past it the log keeps its first and last "
         "parts, with a line saying how many records and bytes were left out between. "
         "`0` means no cap.",
+    ),
+    SettingSpec(
+        "REDACT",
+        list(DEFAULT_REDACT),
+        "What is masked in each record's final text before it reaches the disk: built-in "
+        "names (`ssn`, `email`, `phone`, `card`, `aws_key`, `jwt`, `auth_header`, "
+        "`url_password`, `secrets`) or regular expressions. Matches become "
+        "`[REDACTED:<name>]`. `[]` turns redaction off.",
     ),
     SettingSpec(
         "STORAGE",
@@ -289,6 +299,22 @@ class ParselogSettings:
                 "MAX_BYTES", value, f"0 or a whole number of bytes ≥ {_MIN_MAX_BYTES}"
             )
         return value
+
+    @property
+    def redact(self) -> tuple[str, ...]:
+        value = self._value("REDACT")
+        if not isinstance(value, (list, tuple)):
+            raise _type_error("REDACT", value, "a list of built-in names and regular expressions")
+        for entry in value:
+            if (problem := entry_problem(entry)) is not None:
+                raise SettingError(
+                    "REDACT",
+                    f"{entry!r}: {problem}.",
+                    hint=f"Use built-in names ({', '.join(BUILTIN_NAMES)}) or regular "
+                    "expressions that match something.",
+                    check_id="celery_parselog.E011",
+                )
+        return tuple(value)
 
     @property
     def storage(self) -> str:

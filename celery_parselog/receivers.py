@@ -29,6 +29,7 @@ from celery_parselog.keys import KeyContext, KeyRenderError, bind_arguments, ren
 from celery_parselog.metadata import FAILED, PENDING, STORED, ResultMetadata
 from celery_parselog.records import record_finished, record_started
 from celery_parselog.recovery import INTERRUPTED_TRAILER
+from celery_parselog.redaction import Redactor, cached_redactor
 from celery_parselog.routing import CaptureRouter, Checkpoint, LoggerSelection, current_run
 from celery_parselog.selection import TaskSelector
 from celery_parselog.spool import write_manifest
@@ -52,6 +53,7 @@ class CaptureConfig:
     format: str
     compress_level: int
     max_bytes: int
+    redactor: Redactor
     storage: str
     key: Any
     spool_dir: Path
@@ -70,6 +72,7 @@ class CaptureConfig:
             format=settings.format,
             compress_level=settings.compress_level,
             max_bytes=settings.max_bytes,
+            redactor=cached_redactor(settings.redact),
             storage=settings.storage,
             key=settings.key,
             spool_dir=settings.spool_dir,
@@ -176,6 +179,7 @@ class CaptureReceivers:
             compress_level=config.compress_level,
             allows_logger=config.loggers.allows,
             max_bytes=config.max_bytes,
+            redact=config.redactor.redact if config.redactor else None,
         )
         self._warn_if_levels_hide_records()
         entry = self._pending_entry(context, key)

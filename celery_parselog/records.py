@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from celery_parselog.conf import ParselogSettings
+from celery_parselog.redaction import cached_redactor
 from celery_parselog.signals import log_uploaded
 
 if TYPE_CHECKING:
@@ -189,12 +190,24 @@ def _safe_arguments(
 
     Each value that JSON cannot hold, or whose JSON is longer than
     ``_MAX_ARGUMENT_CHARS``, is kept as its ``repr`` (cut to that length).
-    Redaction of sensitive argument values belongs here, applied to every value
-    before it is kept, so that nothing unredacted reaches the database.
+    Every string in them is redacted with ``CELERY_PARSELOG_REDACT`` before it is
+    kept, so nothing unredacted reaches the database.
     """
-    return [_json_safe(value) for value in args], {
-        str(name): _json_safe(value) for name, value in kwargs.items()
+    redact = cached_redactor(ParselogSettings().redact).redact
+    return [_redacted(_json_safe(value), redact) for value in args], {
+        str(name): _redacted(_json_safe(value), redact) for name, value in kwargs.items()
     }
+
+
+def _redacted(value: Any, redact: Callable[[str], str]) -> Any:
+    """``value`` with every string in it redacted, however deeply it is nested."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redacted(item, redact) for item in value]
+    if isinstance(value, dict):
+        return {name: _redacted(item, redact) for name, item in value.items()}
+    return value
 
 
 def _json_safe(value: Any) -> Any:

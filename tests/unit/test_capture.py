@@ -369,3 +369,36 @@ def test_discard_removes_the_spool_file(make_run: MakeRun, spool_dir: Path) -> N
     assert list(spool_dir.iterdir()) == []
     run.discard()
     assert not run.path.exists()
+
+
+def test_redaction_applies_before_anything_is_written_or_kept(tmp_path: Path) -> None:
+    """The redactor sees the final text (arguments and traceback included) before the spool
+    file or first_error does."""
+    from celery_parselog.redaction import Redactor
+
+    run = RunCapture(
+        task_id="redacted",
+        task_name="tests.capture",
+        attempt=1,
+        levelno=logging.INFO,
+        formatter=build_formatter("%(levelname)s %(message)s", task_id="r", task_name="t"),
+        spool_dir=tmp_path,
+        compress_level=0,
+        allows_logger=lambda name: True,
+        redact=Redactor(["email", "ssn"]).redact,
+    )
+    try:
+        raise ValueError("no match for 123-45-6789")
+    except ValueError:
+        exc_info = sys.exc_info()
+    run.emit(
+        logging.LogRecord(
+            "tests.capture", logging.ERROR, "", 0, "mail %s", ("jane@example.org",), exc_info
+        )
+    )
+    run.close()
+    text = run.path.read_text()
+    assert "jane@example.org" not in text and "123-45-6789" not in text
+    assert "mail [REDACTED:email]" in text
+    assert "ValueError: no match for [REDACTED:ssn]" in text
+    assert run.first_error == "ERROR mail [REDACTED:email]"

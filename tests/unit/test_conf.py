@@ -23,6 +23,7 @@ from celery_parselog.conf import (
     parselog_settings,
 )
 from celery_parselog.keys import KeyContext
+from celery_parselog.redaction import DEFAULT_REDACT
 
 NOT_CALLABLE = "a module attribute that is not callable"
 
@@ -45,6 +46,7 @@ PROPERTY_FOR = {
     "SPOOL_DIR": "spool_dir",
     "UPLOAD_ATTEMPTS": "upload_attempts",
     "UPLOAD_BACKOFF": "upload_backoff",
+    "REDACT": "redact",
     "CHECKPOINT_SECONDS": "checkpoint_seconds",
     "MAX_BYTES": "max_bytes",
     "RECOVERY_INTERVAL": "recovery_interval",
@@ -68,6 +70,7 @@ NON_DEFAULT: dict[str, tuple[Any, Any]] = {
     "SPOOL_DIR": ("/srv/parselog-spool", Path("/srv/parselog-spool")),
     "UPLOAD_ATTEMPTS": (7, 7),
     "UPLOAD_BACKOFF": (2.5, 2.5),
+    "REDACT": (["email", r"case-\d{6}"], ("email", r"case-\d{6}")),
     "CHECKPOINT_SECONDS": (30, 30.0),
     "MAX_BYTES": (1_000_000, 1_000_000),
     "RECOVERY_INTERVAL": (15, 15.0),
@@ -91,6 +94,7 @@ DEFAULT_VALUE: dict[str, Any] = {
     "SPOOL_DIR": Path(tempfile.gettempdir()) / "celery-parselog",
     "UPLOAD_ATTEMPTS": 3,
     "UPLOAD_BACKOFF": 0.5,
+    "REDACT": tuple(DEFAULT_REDACT),
     "CHECKPOINT_SECONDS": 0.0,
     "MAX_BYTES": 128 * 1024 * 1024,
     "RECOVERY_INTERVAL": 60.0,
@@ -166,6 +170,7 @@ def test_spec_defaults_match_property_defaults() -> None:
         "SPOOL_DIR": None,
         "UPLOAD_ATTEMPTS": 3,
         "UPLOAD_BACKOFF": 0.5,
+        "REDACT": list(DEFAULT_REDACT),
         "CHECKPOINT_SECONDS": 0,
         "MAX_BYTES": 128 * 1024 * 1024,
         "RECOVERY_INTERVAL": 60,
@@ -268,6 +273,9 @@ E008 = "celery_parselog.E008"
         ("UPLOAD_BACKOFF", math.nan, E008),
         ("UPLOAD_BACKOFF", math.inf, E008),
         ("RECOVERY_INTERVAL", -1, E008),
+        ("REDACT", "email", E008),
+        ("REDACT", ["emial"], "celery_parselog.E011"),
+        ("REDACT", ["(unclosed"], "celery_parselog.E011"),
         ("CHECKPOINT_SECONDS", -5, E008),
         ("CHECKPOINT_SECONDS", math.nan, E008),
         ("CHECKPOINT_SECONDS", "10", E008),

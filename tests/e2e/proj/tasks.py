@@ -119,3 +119,31 @@ def messy_parse(data_file_id: str, reparse_id: int | None = None) -> str:
     time.sleep(1.5)
     records.info("still captured after the task reconfigured logging")
     return data_file_id
+
+
+@shared_task
+def sensitive_parse(
+    data_file_id: int, reparse_id: int | None = None, contact: str = "", count: int = 300
+) -> int:
+    """Logs a synthetic corpus full of personal data and secrets, every way a parser might:
+    in messages, arguments, exceptions, extra fields and print(); pauses half-way so the
+    test can read the spool file while the run is going on."""
+    from celery_parselog import register_secret
+    from tests.unit.redaction_corpus import REGISTERED_SECRETS, sensitive_lines
+
+    for secret in REGISTERED_SECRETS:
+        register_secret(secret, "broker_password")
+    lines = sensitive_lines(count)
+    for number, line in enumerate(lines):
+        records.info("corpus line: %s", line.text)
+        if number == len(lines) // 2:
+            (Path(os.environ["E2E_STATE_DIR"]) / f"running-{data_file_id}").write_text("1")
+            time.sleep(1.5)
+    first_value = lines[0].values[0][1]
+    try:
+        raise ValueError(f"record rejected for {first_value}")
+    except ValueError:
+        records.exception("could not parse the record of %s", contact)
+    records.warning("contact on file", extra={"contact": contact, "customer": first_value})
+    print("calling", contact, "about", first_value)
+    return data_file_id

@@ -1,0 +1,78 @@
+"""End to end: personal data and secrets logged by a task never reach the spool file,
+the stored object or the run records, in text and in JSON lines."""
+
+from __future__ import annotations
+
+import gzip
+import sqlite3
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from celery_parselog import log_info
+from tests.e2e.conftest import BUCKET, Worker, s3_client
+from tests.unit.redaction_corpus import REGISTERED_SECRETS, sensitive_lines
+
+CONTACT = "jane.doe@example.org"
+
+
+def sensitive_values(count: int) -> set[str]:
+    values = {value for line in sensitive_lines(count) for _name, value in line.values}
+    return values | set(REGISTERED_SECRETS) | {CONTACT}
+
+
+def readable_spool_text(worker: Worker) -> str:
+    """What the spool files of the running task hold, decompressed as far as written."""
+    texts = []
+    for path in (worker.state_dir / "spool").glob("*.log*"):
+        data = path.read_bytes()
+        if path.name.endswith(".gz"):
+            data = zlib.decompressobj(wbits=31).decompress(data)
+        texts.append(data.decode("utf-8", "replace"))
+    return "\n".join(texts)
+
+
+def leaked(text: str, values: set[str]) -> list[str]:
+    return sorted(value for value in values if value in text)
+
+
+@pytest.mark.parametrize("log_format", ["%(levelname)s %(name)s: %(message)s", "json"])
+def test_nothing_sensitive_reaches_disk_storage_or_records(
+    log_format: str, start_worker: Any, s3_endpoint: str
+) -> None:
+    """With the default redaction set, none of about a thousand generated sensitive values
+    is in the spool file during the run, in the stored object, or in the run record."""
+    worker = start_worker("--pool", "solo", env={"E2E_PARSELOG_FORMAT": log_format})
+    values = sensitive_values(300)
+    result = worker.send("tests.e2e.proj.tasks.sensitive_parse", 80, contact=CONTACT)
+
+    marker = worker.state_dir / "running-80"
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the task did not reach its pause"
+        time.sleep(0.05)
+    time.sleep(0.5)  # compressed lines reach the disk within a fifth of a second
+    during = readable_spool_text(worker)
+    assert "corpus line" in during
+    assert leaked(during, values) == []
+
+    assert result.get(timeout=60) == 80
+    info = log_info(result, wait=30)
+    assert info is not None and info.stored
+    body = s3_client(s3_endpoint).get_object(Bucket=BUCKET, Key=info.key)["Body"].read()
+    stored = gzip.decompress(body).decode()
+    assert stored.count("corpus line") == 300
+    assert "[REDACTED:" in stored
+    assert leaked(stored, values) == []
+
+    with sqlite3.connect(Path(worker.state_dir) / "db.sqlite3") as database:
+        rows = database.execute(
+            "SELECT args, kwargs, first_error FROM celery_parselog_tasklog WHERE task_id = ?",
+            (result.id,),
+        ).fetchall()
+    assert len(rows) == 1
+    assert "[REDACTED:email]" in rows[0][1]
+    assert leaked(" ".join(str(column) for column in rows[0]), values) == []
