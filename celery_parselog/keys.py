@@ -137,12 +137,29 @@ def _ensure_task_id(key: str, context: KeyContext) -> str:
     short custom id cannot be "found" inside some other word of the key.
     """
     task_id = sanitize_component(context.task_id)
-    if re.search(rf"(?<![A-Za-z0-9]){re.escape(task_id)}(?![A-Za-z0-9])", key):
+    if _contains_token(key, task_id):
         return key
     head, slash, name = key.rpartition("/")
     stem, dot, extension = name.partition(".")
     unique = f"{stem}-{task_id}-{context.attempt}"
     return f"{head}{slash}{unique}{dot}{extension}"
+
+
+def _contains_token(text: str, token: str) -> bool:
+    """Whether ``token`` stands in ``text`` with no letter or digit right before or after it.
+
+    A plain scan rather than a regular expression: each run has a new task id, and a
+    pattern built from it would be compiled afresh every time.
+    """
+    start = text.find(token)
+    while start != -1:
+        end = start + len(token)
+        before = text[start - 1] if start else ""
+        after = text[end] if end < len(text) else ""
+        if not before.isalnum() and not after.isalnum():
+            return True
+        start = text.find(token, start + 1)
+    return False
 
 
 def render_key(

@@ -112,13 +112,16 @@ class ResultMetadata:
         if _is_django_db(backend):
             self._publish_django_db(backend, task_id, entry)
         elif isinstance(backend, BaseKeyValueStoreBackend):
-            backend.set(_OWN_KEY_PREFIX + task_id, backend.encode(dict(entry)))
+            # Into the stored result when there is one (readers look there first);
+            # otherwise (a task that ignores its result) under the key of its own.
             key = backend.get_key_for_task(task_id)
             raw = backend.get(key)
             if raw:
                 meta = backend.decode(raw)
                 meta[ENTRY] = dict(entry)
                 backend.set(key, backend.encode(meta))
+            else:
+                backend.set(_OWN_KEY_PREFIX + task_id, backend.encode(dict(entry)))
 
     @staticmethod
     def _publish_django_db(backend: Any, task_id: str, entry: Mapping[str, Any]) -> None:

@@ -292,7 +292,6 @@ class CaptureReceivers:
             entry["omitted"] = {"records": omitted_records, "bytes": omitted_bytes}
         if capture.write_error is not None:
             entry["write_error"] = capture.write_error
-        self._write_manifest(capture, entry)
         try:
             stored = store_log(
                 capture.path,

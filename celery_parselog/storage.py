@@ -65,7 +65,8 @@ def storage_uri(storage: Storage, alias: str, key: str) -> str:
         location = str(getattr(storage, "location", "") or "").strip("/")
         return f"s3://{bucket}/{location + '/' if location else ''}{key}"
     if isinstance(storage, FileSystemStorage):
-        return Path(storage.path(key)).resolve().as_uri()
+        # storage.path() is already absolute; resolving links would cost syscalls per run.
+        return Path(storage.path(key)).as_uri()
     return f"storage://{alias}/{key}"
 
 
