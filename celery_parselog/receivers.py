@@ -124,6 +124,7 @@ class CaptureReceivers:
     def disconnect(self) -> None:
         task_prerun.disconnect(dispatch_uid="celery_parselog.prerun")
         task_postrun.disconnect(dispatch_uid="celery_parselog.postrun")
+        self.router.close()
 
     # -- task_prerun -------------------------------------------------------------
 

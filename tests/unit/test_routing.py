@@ -620,7 +620,29 @@ def test_compressed_run_that_goes_quiet_is_synced_to_disk_by_the_watcher(
     finally:
         router.leave(token)
         run.close()
-    assert not any(t.name == "celery-parselog-watcher" for t in threading.enumerate())
+    # The watcher outlives the last run by its linger, then ends on its own.
+    deadline = time.monotonic() + 5
+    while any(t.name == "celery-parselog-watcher" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the watcher thread did not end"
+        time.sleep(0.05)
+
+
+def test_back_to_back_runs_share_one_watcher_and_close_stops_it(make_run: MakeRun) -> None:
+    """A run that starts right after another reuses its watcher; close() ends it at once."""
+    selection = LoggerSelection(["*"])
+    router = CaptureRouter(selection)
+
+    def watchers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "celery-parselog-watcher"]
+
+    first = make_run(selection)
+    router.leave(router.enter(first))
+    (watcher,) = watchers()
+    second = make_run(selection)
+    router.leave(router.enter(second))
+    assert watchers() == [watcher]
+    router.close()
+    assert not watcher.is_alive()
 
 
 def test_handler_comes_back_after_a_task_reconfigures_logging(make_run: MakeRun) -> None:
