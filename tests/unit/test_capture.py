@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import gzip
 import logging
-import resource
-import signal
 import stat
 import sys
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from celery_parselog.capture import RunCapture
 from celery_parselog.formatting import build_formatter
+from tests.unit.faults import file_size_limit
 
 TASK_ID = "5b0c7f2e-9d1a-4c3b-8e7f-6a5b4c3d2e1f"
 TASK_NAME = "tests.parse"
@@ -80,21 +78,6 @@ def record(
     return logging.LogRecord(
         name, level, __file__, 1, msg, args, sys.exc_info() if exc_info else None
     )
-
-
-@contextmanager
-def file_size_limit(limit: int) -> Iterator[None]:
-    """Make writes past ``limit`` bytes fail with EFBIG, as on a full or quota-limited disk."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    if hard != resource.RLIM_INFINITY and hard < limit:
-        pytest.skip("the hard file size limit is already lower")
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write, not the process
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
 
 
 def lines_of(run: RunCapture) -> list[str]:

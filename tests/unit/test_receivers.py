@@ -6,12 +6,9 @@ import copy
 import gzip
 import hashlib
 import logging
-import resource
-import signal
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -25,6 +22,7 @@ from celery_parselog.metadata import LogInfo, ResultMetadata, log_info
 from celery_parselog.receivers import CaptureConfig, CaptureReceivers
 from celery_parselog.routing import current_run
 from celery_parselog.spool import manifest_path, read_manifest
+from tests.unit.faults import file_size_limit, is_open
 
 KEY = "parsing_logs/{data_file_id}/{reparse_id}/{task_id}-{attempt}.log"
 FORMAT = "%(levelname)s %(name)s: %(message)s"
@@ -110,36 +108,6 @@ def spool_files(receivers: CaptureReceivers, task_id: str) -> list[Path]:
     """Spool files of runs of ``task_id`` in the configured spool folder."""
     folder = receivers.config.spool_dir
     return sorted(folder.glob(f"{task_id}-*")) if folder.exists() else []
-
-
-def is_open(path: Path) -> bool:
-    """Whether this process holds a file descriptor on ``path`` (read from /proc/self/fd)."""
-    fd_dir = Path("/proc/self/fd")
-    if not fd_dir.is_dir():
-        pytest.skip("needs /proc/self/fd to list open files")
-    target = str(path.resolve())
-    for entry in fd_dir.iterdir():
-        try:
-            if str(entry.readlink()) == target:
-                return True
-        except OSError:
-            continue
-    return False
-
-
-@contextmanager
-def file_size_limit(limit: int) -> Iterator[None]:
-    """Make writes past ``limit`` bytes fail with EFBIG, as on a full or quota-limited disk."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    if hard != resource.RLIM_INFINITY and hard < limit:
-        pytest.skip("the hard file size limit is already lower")
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write, not the process
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
 
 
 def stored_lines(key: str) -> list[str]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import logging.config
-import resource
-import signal
 import sys
 import threading
 import time
@@ -22,6 +20,7 @@ from celery.utils.log import LoggingProxy, get_task_logger
 from celery_parselog.capture import RunCapture
 from celery_parselog.formatting import build_formatter
 from celery_parselog.routing import CaptureRouter, LoggerSelection, current_run
+from tests.unit.faults import file_size_limit, open_paths
 
 FORMAT = "%(levelname)s %(name)s: %(message)s"
 TASK_NAME = "tests.parse"
@@ -108,35 +107,6 @@ def all_loggers() -> Iterable[logging.Logger]:
 def loggers_holding(handler: logging.Handler) -> list[str]:
     """Names of every logger that has ``handler`` attached."""
     return [logger.name for logger in all_loggers() if handler in logger.handlers]
-
-
-def open_paths() -> set[str]:
-    """Every file this process has open, read from /proc/self/fd."""
-    fd_dir = Path("/proc/self/fd")
-    if not fd_dir.is_dir():
-        pytest.skip("needs /proc/self/fd to list open files")
-    paths = set()
-    for entry in fd_dir.iterdir():
-        try:
-            paths.add(str(entry.readlink()))
-        except OSError:
-            continue  # the descriptor listing the folder itself is gone already
-    return paths
-
-
-@contextmanager
-def file_size_limit(limit: int) -> Iterator[None]:
-    """Make writes past ``limit`` bytes fail with EFBIG, as on a full or quota-limited disk."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    if hard != resource.RLIM_INFINITY and hard < limit:
-        pytest.skip("the hard file size limit is already lower")
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write, not the process
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
 
 
 # -- where records come from ---------------------------------------------------------
