@@ -104,6 +104,7 @@ def start_recovery(backend: Any) -> RecoverySweeper | None:
 
 
 def stop_recovery() -> None:
+    """Stop the sweeper (after the sweep in progress, if any) and stop listening for lost tasks."""
     global _sweeper
     if _sweeper is not None:
         task_failure.disconnect(dispatch_uid="celery_parselog.lost")
