@@ -293,6 +293,9 @@ class CaptureReceivers:
             entry["omitted"] = {"records": omitted_records, "bytes": omitted_bytes}
         if capture.write_error is not None:
             entry["write_error"] = capture.write_error
+        # Before the upload, so that if this process dies during it, recovery stores the
+        # log as the finished run it is rather than adding a "worker lost" trailer.
+        self._write_manifest(capture, entry)
         try:
             stored = store_log(
                 capture.path,
