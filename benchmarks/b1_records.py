@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from contextvars import Token
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ from benchmarks.stats import geometric_mean, median, quartiles, rotated
 
 if TYPE_CHECKING:
     from celery_parselog.capture import RunCapture
+    from celery_parselog.formatting import LineFormatter
 
 __all__ = ["emit_records", "run"]
 
@@ -140,7 +142,7 @@ class _Bench:
             redact=redactor.redact if redactor else None,
         )
 
-    def formatter(self, fmt: str) -> logging.Formatter:
+    def formatter(self, fmt: str) -> LineFormatter:
         from celery_parselog.formatting import build_formatter
 
         return build_formatter(fmt, task_id=TASK_ID, task_name=TASK_NAME)
@@ -173,12 +175,12 @@ class _Bench:
     def capture(self, fmt: str, *, compressed: bool, redacted: bool = False) -> Iterator[Run]:
         def run() -> None:
             capture = self.new_run(fmt, compressed, self.folder, redacted=redacted)
-            token = self.router.enter(capture)
+            token = self.router.enter(_Routed(capture))
             try:
                 self._emit()
             finally:
                 self.router.leave(token)
-                capture.close()
+                capture.release()
             self.outputs.append(capture.path)
 
         yield run
@@ -254,6 +256,17 @@ class _Bench:
             self.swapper.detach()
 
 
+class _Routed:
+    """A bare capture as the router routes it (a task run's other parts are not measured)."""
+
+    def __init__(self, capture: RunCapture) -> None:
+        self.capture = capture
+        self.token: Token[Any] | None = None
+
+    def tick(self, now: float) -> None:
+        self.capture.sync()
+
+
 class _BusyRun:
     """A captured run held open in another thread, so the routing handler stays attached."""
 
@@ -264,11 +277,14 @@ class _BusyRun:
         capture = bench.new_run(bench.text_format, True, bench.folder / "busy")
 
         def hold() -> None:
-            token = router.enter(capture)
+            token = router.enter(_Routed(capture))
             self._ready.set()
             self._stop.wait()
             router.leave(token)
-            capture.discard()
+            capture.release()
+            from celery_parselog.spool import remove_run_files
+
+            remove_run_files(capture.path)
 
         self._thread = threading.Thread(target=hold, daemon=True)
         self._thread.start()

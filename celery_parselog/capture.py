@@ -14,17 +14,18 @@ import gzip
 import logging
 import os
 import struct
-import tempfile
 import threading
+import weakref
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from celery_parselog.keys import sanitize_component
-from celery_parselog.spool import lock_exclusive, manifest_path
-from celery_parselog.tail import LogTail
+from celery_parselog.formatting import LineFormatter, cut_note, unformattable_note
+from celery_parselog.spool import create_private, create_spool_file, forget_descriptor
+from celery_parselog.streams import CHUNK
+from celery_parselog.tail import LogTail, copy_kept_tail
 
 __all__ = ["RunCapture"]
 
@@ -32,6 +33,23 @@ _ENCODING = "utf-8"
 # Lone surrogates (from bytes decoded with surrogateescape) and other unencodable
 # text are written as escapes instead of failing the record.
 _ERRORS = "backslashreplace"
+
+# Every capture open in this process, so a forked child can be told to keep out.
+_open_captures: weakref.WeakSet[RunCapture] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A process forked by a task (a ``multiprocessing`` pool, say) writes nothing into
+    its parent's log: it would interleave compressed bytes into the shared file and
+    leave an unreadable gzip. Its copies of the runs are closed here, and
+    :mod:`celery_parselog.spool` points their descriptors at ``/dev/null``."""
+    for capture in list(_open_captures):
+        capture._closed = True
+        capture._released = True
+    _open_captures.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class RunCapture:
@@ -48,7 +66,7 @@ class RunCapture:
         task_name: str,
         attempt: int,
         levelno: int,
-        formatter: logging.Formatter,
+        formatter: LineFormatter,
         spool_dir: Path,
         compress_level: int,
         allows_logger: Callable[[str], bool],
@@ -82,13 +100,10 @@ class RunCapture:
         self._head_bytes = 0
         self._tail: LogTail | None = None
         self._partial_lines: dict[str, list[str]] = {}
-        suffix = ".log.gz" if compress_level else ".log"
-        spool_dir.mkdir(parents=True, exist_ok=True)
-        descriptor, name = tempfile.mkstemp(
-            prefix=f"{sanitize_component(task_id)}-{attempt}-", suffix=suffix, dir=spool_dir
+        descriptor, self.path = create_spool_file(
+            spool_dir, task_id, attempt, compressed=bool(compress_level)
         )
-        self.path = Path(name)
-        lock_exclusive(descriptor, wait=True)  # nobody else knows the name yet
+        self._descriptor = descriptor
         self._raw: IO[bytes] = os.fdopen(
             descriptor, "wb", buffering=0 if not compress_level else -1
         )
@@ -99,6 +114,7 @@ class RunCapture:
                 filename="", mode="wb", fileobj=self._raw, compresslevel=compress_level, mtime=0
             )
             self._out = self._gzip  # type: ignore[assignment]
+        _open_captures.add(self)
 
     @property
     def compressed(self) -> bool:
@@ -113,10 +129,7 @@ class RunCapture:
         try:
             text = self._formatter.format(record)
         except Exception as error:  # noqa: BLE001 - a broken record must not break the task
-            text = (
-                f"-- celery-parselog could not format a record of logger {record.name!r} "
-                f"at level {record.levelname}: {type(error).__name__} --"
-            )
+            text = self._formatter.note(unformattable_note(record, error))
         if self._redact is not None:
             # On the final text (message, arguments, traceback, JSON extras), before
             # anything is written or kept: nothing unredacted reaches the disk.
@@ -199,11 +212,13 @@ class RunCapture:
             return
         self.emit(logging.LogRecord(stream, level, "", 0, line.rstrip("\r"), None, None, func=None))
 
-    def write_marker(self, text: str) -> None:
-        """Write a line of the package's own, such as ``-- log incomplete: … --``; not counted."""
+    def write_note(self, text: str) -> None:
+        """Write a line of the package's own (``log incomplete: …``) in the log's format;
+        not counted."""
+        line = self._formatter.note(text)
         with self._lock:
             if not self._closed:
-                self._write(f"{text}\n".encode(_ENCODING, _ERRORS))
+                self._write(f"{line}\n".encode(_ENCODING, _ERRORS))
 
     def emit_exception(self, error: BaseException) -> None:
         """Record a failure whose traceback no logger wrote (for example when Celery's is muted)."""
@@ -227,11 +242,13 @@ class RunCapture:
     def snapshot(self, target: Path) -> int | None:
         """Copy what is on disk so far into ``target`` as a complete, readable log.
 
-        For a compressed log the stream is synced, and the copy gets an empty
-        final block and the gzip trailer (CRC and length of the text so far), so
-        readers see a whole gzip file. Returns the text length covered, or
-        ``None`` once the run is finished. The run's lock is held only while the
-        stream is synced, never during the copy.
+        For a compressed log the stream is synced, and the copy gets an empty final
+        block and the gzip trailer (CRC and length of the text so far), so readers see
+        a whole gzip file. A capped log's kept tail follows, after the cut note (as a
+        second gzip member when compressed), so a checkpoint holds the log's latest
+        records too. Returns the text length of the head, or ``None`` once the run is
+        finished. The run's lock is held while the stream is synced and while the tail
+        is copied (it is being written under that lock), never during the head's copy.
         """
         with self._lock:
             if self._closed:
@@ -243,21 +260,39 @@ class RunCapture:
             else:
                 crc, text_length = 0, 0
             length = os.fstat(self._raw.fileno()).st_size
-        with self.path.open("rb") as source, target.open("wb") as copy:
-            remaining = length
-            while remaining > 0:
-                chunk = source.read(min(remaining, 1024 * 1024))
-                if not chunk:
-                    break
-                copy.write(chunk)
-                remaining -= len(chunk)
-            if self._gzip is not None:
-                # An empty final deflate block, then CRC-32 and length, little-endian.
-                copy.write(
-                    b"\x03\x00" + struct.pack("<II", crc & 0xFFFFFFFF, text_length & 0xFFFFFFFF)
-                )
-                return int(text_length)
-        return length
+        descriptor = create_private(target)
+        try:
+            with self.path.open("rb") as source, os.fdopen(descriptor, "wb") as copy:
+                remaining = length
+                while remaining > 0:
+                    chunk = source.read(min(remaining, CHUNK))
+                    if not chunk:
+                        break
+                    copy.write(chunk)
+                    remaining -= len(chunk)
+                if self._gzip is not None:
+                    # An empty final deflate block, then CRC-32 and length, little-endian.
+                    copy.write(
+                        b"\x03\x00" + struct.pack("<II", crc & 0xFFFFFFFF, text_length & 0xFFFFFFFF)
+                    )
+                self._snapshot_tail(copy)
+        finally:
+            forget_descriptor(descriptor)
+        return int(text_length) if self._gzip is not None else length
+
+    def _snapshot_tail(self, copy: IO[bytes]) -> None:
+        with self._lock:
+            tail = self._tail
+            if tail is None or self._closed:
+                return
+            note = self._formatter.note(cut_note(*self.omitted, self._max_bytes)) + "\n"
+            if self._gzip is None:
+                copy.write(note.encode(_ENCODING, _ERRORS))
+                copy_kept_tail(self.path, copy)
+                return
+            with gzip.GzipFile(filename="", mode="wb", fileobj=copy, mtime=0) as member:
+                member.write(note.encode(_ENCODING, _ERRORS))
+                copy_kept_tail(self.path, member)
 
     def finish(self) -> None:
         """Write what is pending and complete the file (gzip trailer); keep it open and locked.
@@ -289,11 +324,8 @@ class RunCapture:
             if self.write_error is None:
                 records, size = tail.omitted_records, tail.omitted_bytes
                 if records:
-                    marker = (
-                        f"-- {records} records ({size} bytes) left out here: the log passed "
-                        f"CELERY_PARSELOG_MAX_BYTES ({self._max_bytes} bytes) --\n"
-                    )
-                    self._out.write(marker.encode())
+                    note = self._formatter.note(cut_note(records, size, self._max_bytes))
+                    self._out.write(f"{note}\n".encode(_ENCODING, _ERRORS))
                 tail.drain_into(self._out)
         finally:
             tail.remove()
@@ -303,14 +335,7 @@ class RunCapture:
         self.finish()
         if not self._released:
             self._released = True
+            _open_captures.discard(self)
+            forget_descriptor(self._descriptor)
             with contextlib.suppress(OSError):
                 self._raw.close()  # the descriptor and lock go even if a flush failed
-
-    close = release
-
-    def discard(self) -> None:
-        """Remove the spool file and its manifest; called only once the log is safely stored."""
-        self.finish()
-        self.path.unlink(missing_ok=True)
-        manifest_path(self.path).unlink(missing_ok=True)
-        self.release()

@@ -12,7 +12,44 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["JsonLinesFormatter", "TextFormatter", "build_formatter", "format_problem"]
+__all__ = [
+    "DEFAULT_NOTE_FORMAT",
+    "INCOMPLETE_NOTE",
+    "INTERRUPTED_NOTE",
+    "JsonLinesFormatter",
+    "LineFormatter",
+    "TextFormatter",
+    "build_formatter",
+    "cut_note",
+    "format_problem",
+    "unformattable_note",
+]
+
+# The package's own lines in a run's log. Each is written through the run's formatter
+# (:meth:`LineFormatter.note`), so a JSON-lines log stays JSON on every line.
+INCOMPLETE_NOTE = "log incomplete: worker lost"
+INTERRUPTED_NOTE = "log incomplete: run interrupted"
+NOTE_LOGGER = "celery_parselog"
+# The format recovery writes its notes in when it is not told the logs' own.
+DEFAULT_NOTE_FORMAT = "%(message)s"
+
+
+def cut_note(records: int | None = None, size: int | None = None, cap: int | None = None) -> str:
+    """Where a capped log left records out; the counts are known to the run, not to recovery."""
+    if records is None:
+        return "records left out here: the log passed CELERY_PARSELOG_MAX_BYTES"
+    return (
+        f"{records} records ({size} bytes) left out here: the log passed "
+        f"CELERY_PARSELOG_MAX_BYTES ({cap} bytes)"
+    )
+
+
+def unformattable_note(record: logging.LogRecord, error: BaseException) -> str:
+    return (
+        f"celery-parselog could not format a record of logger {record.name!r} "
+        f"at level {record.levelname}: {type(error).__name__}"
+    )
+
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD_ATTRIBUTES = frozenset(
@@ -21,7 +58,14 @@ _STANDARD_ATTRIBUTES = frozenset(
 _TASK_FIELDS = ("%(task_id)", "%(task_name)")
 
 
-class TextFormatter(logging.Formatter):
+class LineFormatter(logging.Formatter):
+    """A formatter of a run's log, which also writes the package's own notes in its format."""
+
+    def note(self, text: str) -> str:
+        raise NotImplementedError
+
+
+class TextFormatter(LineFormatter):
     """A ``logging.Formatter`` in UTC that also knows ``%(task_id)s`` and ``%(task_name)s``."""
 
     converter = staticmethod(time.gmtime)
@@ -43,8 +87,11 @@ class TextFormatter(logging.Formatter):
         # that other handlers share.
         return self._fmt % {**record.__dict__, **self._task_fields}  # type: ignore[operator]
 
+    def note(self, text: str) -> str:
+        return f"-- {text} --"
 
-class JsonLinesFormatter(logging.Formatter):
+
+class JsonLinesFormatter(LineFormatter):
     """One JSON object per record: time, level, logger, message, task id, exception and extras."""
 
     def __init__(self, *, task_id: str, task_name: str) -> None:
@@ -84,6 +131,19 @@ class JsonLinesFormatter(logging.Formatter):
             line["extra"] = {str(name): _json_fallback(value) for name, value in extra.items()}
             return json.dumps(line, ensure_ascii=False)
 
+    def note(self, text: str) -> str:
+        return json.dumps(
+            {
+                "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                "level": "NOTE",
+                "logger": NOTE_LOGGER,
+                "message": text,
+                "task_id": self._task_id,
+                "task_name": self._task_name,
+            },
+            ensure_ascii=False,
+        )
+
 
 def _json_fallback(value: object) -> str:
     try:
@@ -92,7 +152,7 @@ def _json_fallback(value: object) -> str:
         return f"<unrepresentable {type(value).__name__}>"
 
 
-def build_formatter(fmt: str, *, task_id: str, task_name: str) -> logging.Formatter:
+def build_formatter(fmt: str, *, task_id: str, task_name: str) -> LineFormatter:
     """The formatter ``CELERY_PARSELOG_FORMAT`` asks for."""
     if fmt == "json":
         return JsonLinesFormatter(task_id=task_id, task_name=task_name)

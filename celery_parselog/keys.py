@@ -202,3 +202,19 @@ def render_key(
     if compressed and not rendered.endswith(".gz"):
         rendered += ".gz"
     return rendered
+
+
+def with_delivery(key: str, delivery: int) -> str:
+    """The key of a redelivered run: ``…/<id>-1.log.gz`` becomes ``…/<id>-1.delivery-2.log.gz``.
+
+    A message that comes back after its worker was lost runs again with the same task
+    id and attempt, so the key template alone would give both runs one key; the first
+    delivery keeps the plain key, every later one gets its number before the suffix.
+    """
+    if delivery <= 1:
+        return key
+    head, slash, name = key.rpartition("/")
+    for suffix in (".log.gz", ".log", ".gz"):
+        if name.endswith(suffix):
+            return f"{head}{slash}{name.removesuffix(suffix)}.delivery-{delivery}{suffix}"
+    return f"{key}.delivery-{delivery}"

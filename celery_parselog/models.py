@@ -12,6 +12,8 @@ from datetime import timedelta
 
 from django.db import models
 
+from celery_parselog.entry import Status
+
 __all__ = ["TaskLog"]
 
 
@@ -32,13 +34,22 @@ class TaskLog(models.Model):
         FINISHED = "finished", "finished"
 
     class UploadStatus(models.TextChoices):
-        PENDING = "pending", "pending"
-        STORED = "stored", "stored"
-        FAILED = "failed", "failed"
+        PENDING = Status.PENDING.value, "pending"
+        STORED = Status.STORED.value, "stored"
+        FAILED = Status.FAILED.value, "failed"
 
     task_id = models.CharField(max_length=255)
     task_name = models.CharField(max_length=255, blank=True, default="")
     attempt = models.PositiveIntegerField(default=1)
+    delivery = models.PositiveIntegerField(
+        default=1, help_text="2 and up when the message came back after its worker was lost."
+    )
+    redelivery_of = models.CharField(
+        max_length=1024,
+        blank=True,
+        default="",
+        help_text="The key of the earlier delivery of this message, whose worker was lost.",
+    )
     hostname = models.CharField(max_length=255, blank=True, default="")
     subject = models.CharField(
         max_length=255,
@@ -82,7 +93,7 @@ class TaskLog(models.Model):
         ordering = ("-started", "-pk")
         constraints = (
             models.UniqueConstraint(
-                fields=("task_id", "attempt"), name="celery_parselog_tasklog_run"
+                fields=("task_id", "attempt", "delivery"), name="celery_parselog_tasklog_delivery"
             ),
         )
         indexes = (
@@ -93,12 +104,13 @@ class TaskLog(models.Model):
         )
 
     def __str__(self) -> str:
-        return f"{self.task_name or 'task'}[{self.task_id}] attempt {self.attempt}"
+        run = f"{self.task_name or 'task'}[{self.task_id}] attempt {self.attempt}"
+        return f"{run} delivery {self.delivery}" if self.delivery > 1 else run
 
     @property
     def is_stored(self) -> bool:
         """Whether the storage confirmed the log, so it can be read."""
-        return self.upload_status == "stored" and bool(self.key)
+        return self.upload_status == Status.STORED.value and bool(self.key)
 
     @property
     def duration_seconds(self) -> float | None:

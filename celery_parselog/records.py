@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from celery_parselog.conf import ParselogSettings
+from celery_parselog.entry import RunEntry, Status
 from celery_parselog.redaction import cached_redactor
 from celery_parselog.signals import log_uploaded
 
@@ -49,13 +50,11 @@ _STATES = {
     "RETRY": "retried",
     "REVOKED": "revoked",
 }
-_UPLOAD_STATUSES = frozenset({"pending", "stored", "failed"})
 
 
 def record_started(
-    entry: Mapping[str, Any],
+    entry: RunEntry,
     *,
-    task_name: str,
     hostname: str,
     arguments: Mapping[str, Any],
     args: Sequence[Any],
@@ -65,8 +64,8 @@ def record_started(
 
     ``arguments`` are the task's parameters bound to its signature (what the key
     template sees), used for the subject; ``args`` and ``kwargs`` are kept as given.
-    A redelivered run (same task id and attempt) starts its row afresh, as its log
-    replaces the earlier one under the same key.
+    A run of the same delivery seen again (its prerun ran twice) starts its row afresh;
+    a redelivered message is another delivery, with a row of its own.
     """
     try:
         config = ParselogSettings()
@@ -74,24 +73,15 @@ def record_started(
             return
         from celery_parselog.models import TaskLog
 
-        started = _moment(entry.get("started")) or timezone.now()
-        task_id = str(entry["task_id"])
-        attempt = int(entry.get("attempt", 1))
-        subject = _subject(
-            config.subject,
-            arguments,
-            task_name=task_name,
-            task_id=task_id,
-            attempt=attempt,
-            started=started,
-            root_id=entry.get("root_id"),
-        )
+        started = _moment(entry.started) or timezone.now()
+        subject = _subject(config.subject, arguments, entry=entry, started=started)
         kept_args, kept_kwargs = _safe_arguments(args, kwargs) if config.keep_args else (None, None)
         TaskLog.objects.update_or_create(
-            task_id=task_id,
-            attempt=attempt,
+            task_id=entry.task_id,
+            attempt=entry.attempt,
+            delivery=entry.delivery,
             defaults={
-                "task_name": task_name,
+                "task_name": entry.task_name,
                 "hostname": hostname[:255],
                 "subject": subject,
                 "args": kept_args,
@@ -102,9 +92,10 @@ def record_started(
                 "finished": None,
                 "duration": None,
                 "recovered": None,
-                "storage": str(entry.get("storage") or ""),
-                "key": str(entry.get("key") or ""),
-                "uri": str(entry.get("uri") or ""),
+                "redelivery_of": entry.redelivery_of or "",
+                "storage": entry.storage,
+                "key": entry.key,
+                "uri": entry.uri,
                 "bytes": None,
                 "sha256": "",
                 "complete": None,
@@ -116,10 +107,10 @@ def record_started(
             },
         )
     except Exception:
-        logger.exception("Could not record the start of %s[%s]", task_name, entry.get("task_id"))
+        logger.exception("Could not record the start of %s[%s]", entry.task_name, entry.task_id)
 
 
-def record_finished(entry: Mapping[str, Any], *, first_error: str | None) -> TaskLog | None:
+def record_finished(entry: RunEntry, *, first_error: str | None) -> TaskLog | None:
     """Complete the row of a run from its final entry (stored or failed).
 
     Creates the row if its start was never recorded. Sends
@@ -129,13 +120,13 @@ def record_finished(entry: Mapping[str, Any], *, first_error: str | None) -> Tas
     return _complete(entry, first_error=first_error, recovered=False)
 
 
-def record_recovered(entry: Mapping[str, Any]) -> TaskLog | None:
+def record_recovered(entry: RunEntry, *, hostname: str = "") -> TaskLog | None:
     """Complete the row of a run whose log recovery stored, creating it if need be.
 
     A run that never reached its end is marked ``lost``. Sends
     :data:`~celery_parselog.signals.log_uploaded`, like :func:`record_finished`.
     """
-    return _complete(entry, first_error=None, recovered=True)
+    return _complete(entry, first_error=None, recovered=True, hostname=hostname)
 
 
 def render_subject(template: str, fields: Mapping[str, Any]) -> str:
@@ -154,20 +145,18 @@ def _subject(
     template: str | None,
     arguments: Mapping[str, Any],
     *,
-    task_name: str,
-    task_id: str,
-    attempt: int,
+    entry: RunEntry,
     started: datetime,
-    root_id: Any,
 ) -> str:
     if not template:
         return ""
     fields = {
         **arguments,
-        "task_name": task_name,
-        "task_id": task_id,
-        "attempt": attempt,
-        "root_id": root_id or task_id,
+        "task_name": entry.task_name,
+        "task_id": entry.task_id,
+        "attempt": entry.attempt,
+        "delivery": entry.delivery,
+        "root_id": entry.root_id or entry.task_id,
         "started": started,
     }
     try:
@@ -176,8 +165,8 @@ def _subject(
         logger.warning(
             "CELERY_PARSELOG_SUBJECT %r gives no subject for %s[%s]: %r",
             template,
-            task_name,
-            task_id,
+            entry.task_name,
+            entry.task_id,
             error,
         )
         return ""
@@ -228,65 +217,65 @@ def _json_safe(value: Any) -> Any:
 
 
 def _complete(
-    entry: Mapping[str, Any], *, first_error: str | None, recovered: bool
+    entry: RunEntry, *, first_error: str | None, recovered: bool, hostname: str = ""
 ) -> TaskLog | None:
     try:
         if not ParselogSettings().records:
             return None
         if recovered:
             _tidy_connections()
-        row = _save_final(entry, first_error=first_error, recovered=recovered)
+        row = _save_final(entry, first_error=first_error, recovered=recovered, hostname=hostname)
     except Exception:
         logger.exception(
             "Could not record the %s log of %s (attempt %s)",
             "recovered" if recovered else "final",
-            entry.get("task_id"),
-            entry.get("attempt"),
+            entry.task_id,
+            entry.attempt,
         )
         return None
-    if row.upload_status == "stored":
+    if row.upload_status == Status.STORED.value:
         _announce(row)
     return row
 
 
-def _save_final(entry: Mapping[str, Any], *, first_error: str | None, recovered: bool) -> TaskLog:
+def _save_final(
+    entry: RunEntry, *, first_error: str | None, recovered: bool, hostname: str
+) -> TaskLog:
     from celery_parselog.models import TaskLog
 
-    task_id = str(entry["task_id"])
-    attempt = int(entry.get("attempt", 1))
-    row: TaskLog | None = TaskLog.objects.filter(task_id=task_id, attempt=attempt).first()
+    row: TaskLog | None = TaskLog.objects.filter(
+        task_id=entry.task_id, attempt=entry.attempt, delivery=entry.delivery
+    ).first()
+    started = _moment(entry.started)
     if row is None:
         # The start was never recorded (database down then, or rows just turned on).
         row = TaskLog(
-            task_id=task_id,
-            attempt=attempt,
-            task_name=str(entry.get("task_name") or "")[:255],
-            hostname=str(entry.get("hostname") or "")[:255],
-            started=_db_time(_moment(entry.get("started")) or timezone.now()),
+            task_id=entry.task_id,
+            attempt=entry.attempt,
+            delivery=entry.delivery,
+            redelivery_of=entry.redelivery_of or "",
+            task_name=entry.task_name[:255],
+            hostname=hostname[:255],
+            started=_db_time(started or timezone.now()),
         )
-    finished = _moment(entry.get("finished"))
-    task_state = entry.get("task_state")
-    row.task_state = str(task_state or "")[:32]
-    row.state = _state(finished=finished is not None, task_state=task_state)
+    finished = _moment(entry.finished)
+    row.task_state = str(entry.task_state or "")[:32]
+    row.state = _state(finished=finished is not None, task_state=entry.task_state)
     row.finished = _db_time(finished) if finished else None
-    started = _moment(entry.get("started"))
     row.duration = _duration(started, finished)
     if recovered:
-        row.recovered = _db_time(_moment(entry.get("recovered")) or timezone.now())
-    row.storage = str(entry.get("storage") or row.storage)
-    row.key = str(entry.get("key") or row.key)
-    row.uri = str(entry.get("uri") or row.uri)
-    row.bytes = _int_or_none(entry.get("bytes"))
-    row.sha256 = str(entry.get("sha256") or "")
-    complete = entry.get("complete")
-    row.complete = bool(complete) if complete is not None else None
-    row.incomplete_reason = str(entry.get("incomplete_reason") or "")[:255]
-    status = str(entry.get("status") or "")
-    row.upload_status = status if status in _UPLOAD_STATUSES else "pending"
-    row.upload_error = str(entry.get("error") or "")
-    counts = entry.get("counts")
-    if isinstance(counts, Mapping):
-        row.counts = {str(level): int(number) for level, number in counts.items()}
+        row.recovered = _db_time(_moment(entry.recovered) or timezone.now())
+    row.storage = entry.storage or row.storage
+    row.key = entry.key or row.key
+    row.uri = entry.uri or row.uri
+    row.bytes = entry.bytes
+    row.sha256 = entry.sha256 or ""
+    row.complete = entry.complete
+    row.incomplete_reason = (entry.incomplete_reason or "")[:255]
+    row.upload_status = entry.status.value
+    row.upload_error = entry.error or ""
+    if entry.finished_run or entry.counts:
+        row.counts = {str(level): int(number) for level, number in entry.counts.items()}
     if first_error is not None:
         row.first_error = first_error
     # A savepoint when called inside a transaction, so a failed write leaves it usable.
@@ -363,10 +352,3 @@ def _duration(started: datetime | None, finished: datetime | None) -> timedelta 
     if started is None or finished is None or finished < started:
         return None
     return finished - started
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None

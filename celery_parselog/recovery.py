@@ -1,11 +1,18 @@
 """Storing orphaned logs: spool files left by failed uploads, killed children or stopped workers.
 
 An orphan is a spool file whose lock nobody holds (see :mod:`celery_parselog.spool`).
-Each is uploaded to the key its manifest planned. A run that never reached its end
-gets a trailer line, ``-- log incomplete: worker lost --``, and its entry says
-``complete: false``. Recovery is idempotent: an orphan is removed only once the
-storage confirmed it, and a file being recovered is locked, so several workers
-sharing one spool folder never store the same log twice.
+Each goes through the same :func:`~celery_parselog.delivery.deliver` as a run that
+ends. A run that never reached its end gets a note, ``log incomplete: worker lost``,
+and its entry says ``complete: false``. Recovery is idempotent: an orphan is removed
+only once the storage confirmed it, and a file being recovered is locked, so several
+workers sharing one spool folder never store the same log twice.
+
+Recovery trusts nothing in the folder beyond what the folder's owner could have
+written: files are opened without following links and must be regular, owned by
+this user and not linked elsewhere; the storage alias comes from the settings; a
+manifest's key must be a clean relative key under the configured prefix that ends in
+the run's own task id and attempt; and an existing object is replaced only when its
+digest is that of this run's own last checkpoint.
 """
 
 from __future__ import annotations
@@ -13,52 +20,55 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import re
+import secrets
+import stat
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any
 
 from celery.backends.base import Backend
+from django.core.files.storage import storages
 
-from celery_parselog.metadata import STORED, ResultMetadata
-from celery_parselog.records import record_recovered
-from celery_parselog.spool import MANIFEST_SUFFIX, lock_exclusive, manifest_path, read_manifest
-from celery_parselog.storage import UploadError, store_log
-from celery_parselog.tail import tail_paths
+from celery_parselog.delivery import Destination, deliver
+from celery_parselog.entry import RunEntry, Status, iso
+from celery_parselog.formatting import (
+    DEFAULT_NOTE_FORMAT,
+    INCOMPLETE_NOTE,
+    LineFormatter,
+    build_formatter,
+    cut_note,
+)
+from celery_parselog.keys import normalize_key, sanitize_component
+from celery_parselog.run import FALLBACK_KEY
+from celery_parselog.spool import (
+    STALE_SECONDS,
+    clean_stale_files,
+    close_descriptor,
+    create_private,
+    folder_problem,
+    forget_descriptor,
+    lock_exclusive,
+    manifest_path,
+    open_for_recovery,
+    parse_spool_name,
+    read_manifest,
+    recovery_copy_path,
+    spool_files,
+    tail_paths,
+)
+from celery_parselog.storage import digest
+from celery_parselog.streams import Writer, copy_stream, readable_gzip_chunks
+from celery_parselog.tail import copy_kept_tail
 
-__all__ = [
-    "CUT_MARKER",
-    "INCOMPLETE_TRAILER",
-    "INTERRUPTED_TRAILER",
-    "RecoveryReport",
-    "RecoverySweeper",
-    "recover_spool",
-]
+__all__ = ["RecoveryReport", "RecoverySweeper", "find_orphans", "recover_spool"]
 
 logger = logging.getLogger("celery_parselog.recovery")
 
-INCOMPLETE_TRAILER = "-- log incomplete: worker lost --"
-INTERRUPTED_TRAILER = "-- log incomplete: run interrupted --"
-CUT_MARKER = "-- records left out here: the log passed CELERY_PARSELOG_MAX_BYTES --"
-# A spool file without a manifest may be a run that is starting right now (its lock
-# is taken a moment after the file is created): leave such files alone this long.
-_UNNAMED_GRACE_SECONDS = 300
-_SPOOL_NAME = re.compile(r"^(?P<task_id>.+)-(?P<attempt>\d+)-[^-]+\.log(?P<gz>\.gz)?$")
-# Manifest fields that describe the spool, not the stored log.
-_LOCAL_FIELDS = ("version", "hostname", "pid", "spool", "error", "status")
-
-_CHUNK = 1024 * 1024
-
 Progress = Callable[[int, int, str], None]
-
-
-class _Writer(Protocol):
-    def write(self, data: bytes, /) -> int: ...
 
 
 @dataclass
@@ -69,28 +79,26 @@ class RecoveryReport:
     live: int = 0
     removed: int = 0
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    refused: list[tuple[Path, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.failed
 
 
-def _spool_files(spool_dir: Path) -> list[Path]:
-    if not spool_dir.is_dir():
-        return []
-    files = [
-        path
-        for path in spool_dir.iterdir()
-        if path.name.endswith((".log", ".log.gz")) and not path.name.startswith(".")
-    ]
-    return sorted(files, key=_mtime)
+@dataclass(frozen=True)
+class _Outcome:
+    """What became of one spool file."""
 
+    kind: str  # stored, failed, refused, live, removed, gone, too new
+    detail: str = ""
 
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
+    def __str__(self) -> str:
+        if not self.detail:
+            return self.kind
+        return (
+            f"{self.kind} {self.detail}" if self.kind == "stored" else f"{self.kind}: {self.detail}"
+        )
 
 
 def recover_spool(
@@ -101,207 +109,289 @@ def recover_spool(
     backoff: float,
     backend: Backend | None = None,
     progress: Progress | None = None,
+    log_format: str = DEFAULT_NOTE_FORMAT,
+    key_template: Any = None,
 ) -> RecoveryReport:
     """Store every orphan in ``spool_dir``; live runs' files are left alone.
 
-    ``storage`` is used for orphans whose manifest is missing. ``backend``, when
-    given, receives the final ``parselog`` entry of each recovered run.
+    ``storage`` receives every log, whatever a manifest says. ``backend``, when given,
+    receives the final ``parselog`` entry of each recovered run. ``log_format`` writes
+    the notes recovery adds (``log incomplete: worker lost``) in the logs' own format;
+    ``key_template`` (the ``KEY`` setting) gives the prefix every manifest's key must
+    keep.
     """
     report = RecoveryReport()
-    files = _spool_files(spool_dir)
+    if (problem := folder_problem(spool_dir)) is not None:
+        logger.error("Recovery refuses the spool folder: %s", problem)
+        report.refused.append((spool_dir, problem))
+        return report
+    destination = Destination(storage, attempts, backoff)
+    prefixes = _allowed_prefixes(key_template)
+    files = spool_files(spool_dir)
     for number, path in enumerate(files, start=1):
         try:
-            outcome = _recover_file(path, storage, attempts, backoff, backend)
-        except UploadError as error:
-            report.failed.append((path, str(error)))
-            outcome = f"failed: {error}"
+            outcome = _recover_file(path, destination, backend, log_format, prefixes)
         except Exception as error:  # one bad file must not stop the sweep
             logger.exception("Could not recover %s", path)
-            report.failed.append((path, f"{type(error).__name__}: {error}"))
-            outcome = f"failed: {error}"
-        else:
-            if outcome == "live":
-                report.live += 1
-            elif outcome == "removed":
-                report.removed += 1
-            elif outcome.startswith("stored "):
-                report.stored.append(outcome.removeprefix("stored "))
+            outcome = _Outcome("failed", f"{type(error).__name__}: {error}")
+        if outcome.kind == "stored":
+            report.stored.append(outcome.detail)
+        elif outcome.kind == "failed":
+            report.failed.append((path, outcome.detail))
+        elif outcome.kind == "refused":
+            report.refused.append((path, outcome.detail))
+        elif outcome.kind == "live":
+            report.live += 1
+        elif outcome.kind == "removed":
+            report.removed += 1
         if progress is not None:
             progress(number, len(files), f"{path.name}: {outcome}")
-    _remove_stale_manifests(spool_dir)
+    clean_stale_files(spool_dir)
     return report
 
 
-def _recover_file(
-    path: Path, storage: str, attempts: int, backoff: float, backend: Backend | None
-) -> str:
+def find_orphans(spool_dir: Path) -> bool:
+    """Whether a spool file lies unlocked and not merely waiting for a retry of its upload.
+
+    Cheap enough to call every second: it lists the folder and tries each file's lock.
+    The sweeper uses it to store a killed child's log within about a second, since
+    Celery does not always say a child was lost (a requeued message sends nothing).
+    """
+    for path in spool_files(spool_dir):
+        try:
+            descriptor = open_for_recovery(path)
+        except OSError:
+            continue
+        try:
+            if not lock_exclusive(descriptor, wait=False):
+                continue
+        finally:
+            close_descriptor(descriptor)
+        try:
+            manifest = read_manifest(manifest_path(path))
+        except (OSError, ValueError):
+            manifest = None
+        if manifest is None or manifest.get("status") != Status.FAILED.value:
+            return True
+    return False
+
+
+def _refusal(path: Path, descriptor: int) -> str | None:
+    """Why a file in the spool folder must not be read, or ``None`` when it may."""
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode):
+        return f"{path} is not a regular file"
+    if status.st_uid != os.geteuid():
+        return f"{path} belongs to uid {status.st_uid}, not to this worker's user"
+    if status.st_nlink > 1:
+        return f"{path} has other hard links"
+    return None
+
+
+def _recover_file(  # noqa: PLR0911 - one return per outcome reads best
+    path: Path,
+    destination: Destination,
+    backend: Backend | None,
+    log_format: str,
+    prefixes: tuple[str, ...],
+) -> _Outcome:
     try:
-        descriptor = os.open(path, os.O_RDONLY)
+        descriptor = open_for_recovery(path)
     except FileNotFoundError:
-        return "gone"
+        return _Outcome("gone")
+    except OSError as error:  # a symlink (ELOOP) or a file we may not read
+        return _refuse(path, f"{path} cannot be opened safely: {error.strerror}")
     try:
         if not lock_exclusive(descriptor, wait=False):
-            return "live"
+            return _Outcome("live")
         if os.fstat(descriptor).st_nlink == 0:
-            return "gone"  # stored and removed by its run while we waited
-        manifest = _manifest_or_none(path)
-        if manifest is None:
-            return _recover_unnamed(path, storage, attempts, backoff, backend)
-        return _store(path, manifest, attempts, backoff, backend)
+            return _Outcome("gone")  # stored and removed by its run while we waited
+        if (problem := _refusal(path, descriptor)) is not None:
+            return _refuse(path, problem)
+        loaded = _load_manifest(path)
+        if loaded is None:
+            if time.time() - os.fstat(descriptor).st_mtime < STALE_SECONDS:
+                return _Outcome("too new")
+            if os.fstat(descriptor).st_size == 0:
+                path.unlink(missing_ok=True)
+                return _Outcome("removed")
+            entry, hostname = _unnamed_entry(path, destination.storage), ""
+        else:
+            entry, hostname = loaded
+            if (problem := _key_problem(path, entry, prefixes)) is not None:
+                return _refuse(path, problem)
+        return _store(path, descriptor, entry, hostname, destination, backend, log_format)
     finally:
-        os.close(descriptor)  # releases the lock
+        close_descriptor(descriptor)  # drops the lock
 
 
-def _manifest_or_none(path: Path) -> dict[str, Any] | None:
+def _refuse(path: Path, problem: str) -> _Outcome:
+    logger.warning("Recovery leaves %s untouched: %s", path, problem)
+    return _Outcome("refused", problem)
+
+
+def _load_manifest(path: Path) -> tuple[RunEntry, str] | None:
     try:
-        return read_manifest(manifest_path(path))
+        data = read_manifest(manifest_path(path))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as error:
         logger.warning("Ignoring the damaged manifest of %s: %s", path, error)
         return None
+    return RunEntry.from_wire(data), str(data.get("hostname") or "")
 
 
-def _recover_unnamed(
-    path: Path, storage: str, attempts: int, backoff: float, backend: Backend | None
-) -> str:
-    """A spool file without a manifest: its run died before describing it, or is starting."""
-    if time.time() - _mtime(path) < _UNNAMED_GRACE_SECONDS:
-        return "too new"
-    if path.stat().st_size == 0:
-        path.unlink(missing_ok=True)
-        return "removed"
-    match = _SPOOL_NAME.match(path.name)
-    task_id = match["task_id"] if match else path.name.split(".")[0]
-    attempt = int(match["attempt"]) if match else 1
+def _unnamed_entry(path: Path, storage: str) -> RunEntry:
+    """The entry of a spool file whose run died before describing it."""
+    parsed = parse_spool_name(path.name)
+    task_id, attempt = parsed if parsed else (path.name.split(".")[0], 1)
     suffix = ".log.gz" if path.name.endswith(".gz") else ".log"
-    manifest = {
-        "task_id": task_id,
-        "task_name": "",
-        "attempt": attempt,
-        "key": f"parselog/recovered/{task_id}-{attempt}{suffix}",
-        "storage": storage,
-    }
-    return _store(path, manifest, attempts, backoff, backend)
+    return RunEntry(
+        status=Status.PENDING,
+        uri="",
+        storage=storage,
+        key=f"parselog/recovered/{task_id}-{attempt}{suffix}",
+        attempt=attempt,
+        task_id=task_id,
+    )
 
 
-def _store(
+def _allowed_prefixes(key_template: Any) -> tuple[str, ...]:
+    """The fixed start every recovered key must keep: the ``KEY`` template's text before
+    its first field (to the last ``/``), and the fallback key's. A key function has none."""
+    fallback = FALLBACK_KEY.split("{", 1)[0]
+    if key_template is None:
+        from celery_parselog.conf import ParselogSettings
+
+        try:
+            key_template = ParselogSettings().key
+        except Exception:  # noqa: BLE001 - a bad KEY is reported by the checks
+            return (fallback,)
+    if not isinstance(key_template, str):
+        return ("",)
+    fixed = key_template.split("{", 1)[0]
+    return (fixed[: fixed.rfind("/") + 1], fallback)
+
+
+def _key_problem(path: Path, entry: RunEntry, prefixes: tuple[str, ...]) -> str | None:
+    """Why a manifest's key must not be used, or ``None``."""
+    key = entry.key
+    parsed = parse_spool_name(path.name)
+    task_id = sanitize_component(entry.task_id)
+    if parsed is not None and parsed != (task_id, entry.attempt):
+        return f"the manifest of {path.name} names another run ({entry.task_id}, {entry.attempt})"
+    if not key or key.startswith("/") or normalize_key(key) != key:
+        return f"the manifest of {path.name} names a key that is not clean: {key!r}"
+    if not any(key.startswith(prefix) for prefix in prefixes):
+        return f"the manifest of {path.name} names a key outside {' or '.join(prefixes)}: {key!r}"
+    stem = key.rsplit("/", 1)[-1].split(".", 1)[0]
+    if not stem.endswith(f"{task_id}-{entry.attempt}"):
+        return f"the manifest of {path.name} names a key of another run: {key!r}"
+    return None
+
+
+def _store(  # noqa: PLR0917
     path: Path,
-    manifest: dict[str, Any],
-    attempts: int,
-    backoff: float,
+    descriptor: int,
+    entry: RunEntry,
+    hostname: str,
+    destination: Destination,
     backend: Backend | None,
-) -> str:
-    finished = bool(manifest.get("finished"))
-    upload = path if finished else _with_trailer(path)
+    log_format: str,
+) -> _Outcome:
+    finished = entry.finished_run
+    upload = path
+    if not finished:
+        notes = build_formatter(log_format, task_id=entry.task_id, task_name=entry.task_name)
+        upload = _with_trailer(path, descriptor, notes)
+    entry = entry.replace(
+        storage=destination.storage,
+        complete=finished and entry.complete is not False,
+        incomplete_reason=entry.incomplete_reason if finished else "worker lost",
+        recovered=iso(datetime.now(timezone.utc)),
+    )
+    replace, key = _replacement(entry, destination.storage)
     try:
-        stored = store_log(
-            upload,
-            str(manifest["key"]),
-            alias=str(manifest["storage"]),
-            attempts=attempts,
-            backoff=backoff,
-            replace=True,
+        final = deliver(
+            path,
+            entry.replace(key=key),
+            destination=destination,
+            backend=backend,
+            upload=upload,
+            replace=replace,
+            recovered=True,
+            hostname=hostname,
         )
     finally:
         if upload != path:
             upload.unlink(missing_ok=True)
-    entry = {key: value for key, value in manifest.items() if key not in _LOCAL_FIELDS}
-    entry.update(
-        status=STORED,
-        key=stored.key,
-        uri=stored.uri,
-        bytes=stored.bytes,
-        sha256=stored.sha256,
-        complete=finished and bool(manifest.get("complete", True)),
-        recovered=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-    )
-    if not finished:
-        entry["incomplete_reason"] = "worker lost"
-    if backend is not None:
-        try:
-            ResultMetadata().publish(backend, entry)
-        except Exception:  # noqa: BLE001 - the log is stored; only its pointer is missing
-            logger.warning("Could not record the recovered log %s on its result", stored.key)
-    record_recovered({**entry, "hostname": manifest.get("hostname") or ""})
-    for leftover in (path, manifest_path(path), *tail_paths(path)):
-        leftover.unlink(missing_ok=True)
-    logger.info("Recovered %s as %s", path.name, stored.uri)
-    return f"stored {stored.key}"
+    if not final.stored:
+        return _Outcome("failed", final.error or "")
+    logger.info("Recovered %s as %s", path.name, final.uri)
+    return _Outcome("stored", final.key)
 
 
-def _with_trailer(path: Path) -> Path:
+def _replacement(entry: RunEntry, alias: str) -> tuple[bool, str]:
+    """Whether to replace the object at the entry's key, and the key to store under.
+
+    An object already there is replaced only when it is this run's own checkpoint
+    (its digest is the one the run noted); anything else stays, and the log goes
+    beside it under a name of its own.
+    """
+    storage = storages[alias]
+    try:
+        exists = storage.exists(entry.key)
+    except Exception:  # noqa: BLE001 - the upload will say what is wrong with the storage
+        return False, entry.key
+    if not exists:
+        return False, entry.key
+    if entry.checkpoint_sha256 and _stored_digest(alias, entry.key) == entry.checkpoint_sha256:
+        return True, entry.key
+    head, slash, name = entry.key.rpartition("/")
+    stem, dot, extension = name.partition(".")
+    return False, f"{head}{slash}{stem}-recovered-{secrets.token_hex(4)}{dot}{extension}"
+
+
+def _stored_digest(alias: str, key: str) -> str | None:
+    try:
+        with storages[alias].open(key, "rb") as stream:
+            return digest(stream)[1]
+    except Exception:  # noqa: BLE001 - missing or unreadable: nothing to prove
+        return None
+
+
+def _with_trailer(path: Path, descriptor: int, notes: LineFormatter) -> Path:
     """A copy of an unfinished log, readable to its last synced byte, then its kept tail
-    (if it had passed the cap) and the trailer."""
-    copy = path.with_name(f".recovering-{path.name}")
-    # Private like the spool file itself: the log may hold anything the task logged.
-    descriptor = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with path.open("rb") as source, os.fdopen(descriptor, "wb") as plain:
-        if path.name.endswith(".gz"):
-            with gzip.GzipFile(fileobj=plain, mode="wb", compresslevel=6, mtime=0) as target:
-                last = _copy_readable_gzip(source, target)
-                _finish_copy(path, target, last)
-        else:
-            last = _copy_plain(source, plain)
-            _finish_copy(path, plain, last)
+    (if it had passed the cap) and the note that the worker was lost."""
+    copy = recovery_copy_path(path)
+    target_descriptor = create_private(copy)
+    try:
+        with (
+            os.fdopen(os.dup(descriptor), "rb") as source,
+            os.fdopen(target_descriptor, "wb") as plain,
+        ):
+            source.seek(0)
+            if path.name.endswith(".gz"):
+                with gzip.GzipFile(fileobj=plain, mode="wb", compresslevel=6, mtime=0) as target:
+                    last = b""
+                    for text in readable_gzip_chunks(source):
+                        target.write(text)
+                        last = text[-1:]
+                    _finish_copy(path, target, last, notes)
+            else:
+                last = copy_stream(source, plain)
+                _finish_copy(path, plain, last, notes)
+    finally:
+        forget_descriptor(target_descriptor)
     return copy
 
 
-def _copy_plain(source: BinaryIO, target: _Writer) -> bytes:
-    last = b""
-    while chunk := source.read(_CHUNK):
-        target.write(chunk)
-        last = chunk[-1:]
-    return last
-
-
-def _finish_copy(path: Path, target: _Writer, last: bytes) -> None:
+def _finish_copy(path: Path, target: Writer, last: bytes, notes: LineFormatter) -> None:
     segments = [segment for segment in tail_paths(path) if segment.exists()]
-    if any(segment.stat().st_size for segment in segments):
-        target.write(_line(last, CUT_MARKER))
-        for segment in segments:
-            with segment.open("rb") as source:
-                last = _copy_plain(source, target) or last
-    target.write(_line(last, INCOMPLETE_TRAILER))
-
-
-def _copy_readable_gzip(source: BinaryIO, target: _Writer) -> bytes:
-    """Decompress what a cut-short or damaged gzip stream holds (a killed writer leaves no
-    end; a crashed machine may leave zeros). Everything before the first bad byte is kept.
-
-    Returns the last byte written, so the trailer can start on a line of its own.
-    """
-    decompressor = zlib.decompressobj(wbits=31)
-    last = b""
-    while chunk := source.read(_CHUNK):
-        outputs, damaged = _decompress_until_damage(decompressor, chunk, _CHUNK)
-        for output in outputs:
-            if output:
-                target.write(output)
-                last = output[-1:]
-        if damaged:
-            break
-    return last
-
-
-def _decompress_until_damage(
-    decompressor: Any, data: bytes, piece: int
-) -> tuple[list[bytes], bool]:
-    """Feed ``data`` in pieces; where a piece fails, go over it again in smaller pieces
-    (from a copy taken before it), down to single bytes. Returns the outputs and
-    whether damage was found."""
-    outputs: list[bytes] = []
-    for start in range(0, len(data), piece):
-        part = data[start : start + piece]
-        before = decompressor.copy()
-        try:
-            outputs.append(decompressor.decompress(part))
-        except zlib.error:
-            if piece > 1:
-                more, _ = _decompress_until_damage(before, part, max(piece // 64, 1))
-                outputs.extend(more)
-            return outputs, True
-    return outputs, False
+    if any(segment.lstat().st_size for segment in segments):
+        target.write(_line(last, notes.note(cut_note())))
+        last = copy_kept_tail(path, target) or last
+    target.write(_line(last, notes.note(INCOMPLETE_NOTE)))
 
 
 def _line(last: bytes, text: str) -> bytes:
@@ -310,30 +400,17 @@ def _line(last: bytes, text: str) -> bytes:
     return prefix + text.encode() + b"\n"
 
 
-def _remove_stale_manifests(spool_dir: Path) -> None:
-    """Manifests and tail segments whose log is gone, and stale working copies."""
-    if not spool_dir.is_dir():
-        return
-    for extra in [*spool_dir.glob(f"*{MANIFEST_SUFFIX}"), *spool_dir.glob("*.tail-[01]")]:
-        log = extra.with_name(extra.name.rsplit(".", 1)[0])
-        if not log.exists() and time.time() - _mtime(extra) > _UNNAMED_GRACE_SECONDS:
-            extra.unlink(missing_ok=True)
-    # Working copies of a process that died while writing them.
-    for working in [*spool_dir.glob(".manifest-*"), *spool_dir.glob(".recovering-*")]:
-        if time.time() - _mtime(working) > _UNNAMED_GRACE_SECONDS:
-            working.unlink(missing_ok=True)
-
-
 class RecoverySweeper(threading.Thread):
-    """Sweeps a worker's spool folder: when it starts, every ``interval`` seconds, and soon
-    after a child process was lost (killed, out of memory, hard time limit, revoked with
-    ``terminate=True``), so such a run's log reaches storage without anyone stepping in.
+    """Sweeps a worker's spool folder: when it starts, every ``interval`` seconds, soon after
+    a child process was lost (killed, out of memory, hard time limit, revoked with
+    ``terminate=True``), and within about a second of any spool file being left unlocked.
 
     Runs in the worker's main process, which survives its children.
     """
 
     _SOON_SECONDS = 1.0
     _SOON_SWEEPS = 5  # the lost child may still be exiting: look again a few times
+    PROBE_SECONDS = 1.0
 
     def __init__(
         self,
@@ -344,6 +421,8 @@ class RecoverySweeper(threading.Thread):
         backoff: float,
         backend: Backend | None,
         interval: float,
+        log_format: str = DEFAULT_NOTE_FORMAT,
+        key_template: Any = None,
     ) -> None:
         super().__init__(name="celery-parselog-recovery", daemon=True)
         self._storage = storage
@@ -352,37 +431,54 @@ class RecoverySweeper(threading.Thread):
         self._backend = backend
         self._spool_dir = spool_dir
         self._interval = interval
+        self._log_format = log_format
+        self._key_template = key_template
         self._woken = threading.Event()
         self._stopped = threading.Event()
         self._soon = 0
 
     def run(self) -> None:
+        next_sweep = 0.0
         while not self._stopped.is_set():
-            try:
-                report = recover_spool(
-                    self._spool_dir,
-                    storage=self._storage,
-                    attempts=self._attempts,
-                    backoff=self._backoff,
-                    backend=self._backend,
-                )
-            except Exception:  # a sweep must never end the thread
-                logger.exception("The sweep of %s failed", self._spool_dir)
-            else:
-                if report.failed:
-                    logger.warning(
-                        "%d logs in %s could not be stored yet; next try in %ss",
-                        len(report.failed),
-                        self._spool_dir,
-                        self._interval or "(next start)",
-                    )
+            now = time.monotonic()
+            if now >= next_sweep or self._soon or self._orphan_waiting():
+                self._sweep()
+                next_sweep = time.monotonic() + (self._interval or float("inf"))
             if self._soon:
                 self._soon -= 1
-                timeout: float | None = self._SOON_SECONDS
+                timeout = self._SOON_SECONDS
             else:
-                timeout = self._interval or None
+                timeout = min(self.PROBE_SECONDS, max(next_sweep - time.monotonic(), 0.0))
             self._woken.wait(timeout)
             self._woken.clear()
+
+    def _orphan_waiting(self) -> bool:
+        try:
+            return find_orphans(self._spool_dir)
+        except Exception:  # noqa: BLE001 - the probe is a shortcut; the sweep still runs
+            return False
+
+    def _sweep(self) -> None:
+        try:
+            report = recover_spool(
+                self._spool_dir,
+                storage=self._storage,
+                attempts=self._attempts,
+                backoff=self._backoff,
+                backend=self._backend,
+                log_format=self._log_format,
+                key_template=self._key_template,
+            )
+        except Exception:  # a sweep must never end the thread
+            logger.exception("The sweep of %s failed", self._spool_dir)
+            return
+        if report.failed:
+            logger.warning(
+                "%d logs in %s could not be stored yet; next try in %ss",
+                len(report.failed),
+                self._spool_dir,
+                self._interval or "(next start)",
+            )
 
     def wake(self) -> None:
         """Sweep soon, and a few times more, because a run's process was just lost."""

@@ -17,26 +17,55 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from celery_parselog.capture import RunCapture
 
-__all__ = ["CaptureRouter", "Checkpoint", "LoggerSelection", "current_run"]
+__all__ = ["CaptureRouter", "LoggerSelection", "RoutedRun", "current_capture", "current_run"]
 
 OWN_LOGGER = "celery_parselog"
 
-_current_run: ContextVar[RunCapture | None] = ContextVar("celery_parselog_run", default=None)
+
+class RoutedRun(Protocol):
+    """What the router needs of a run: its capture, and a call from the watcher thread.
+
+    :class:`celery_parselog.run.Run` is the real one; the protocol keeps this module
+    below it, so routing never reaches up into the life of a run.
+    """
+
+    capture: RunCapture
+    token: Token[Any] | None
+
+    def tick(self, now: float) -> None: ...
 
 
-def current_run() -> RunCapture | None:
+_current_run: ContextVar[RoutedRun | None] = ContextVar("celery_parselog_run", default=None)
+
+
+def current_run() -> RoutedRun | None:
     """The run being captured in this thread or greenlet, if any."""
     return _current_run.get()
+
+
+def current_capture() -> RunCapture | None:
+    """The capture of the run in this thread or greenlet, if any."""
+    run = _current_run.get()
+    return run.capture if run is not None else None
+
+
+def _forget_runs_in_child() -> None:
+    # A process forked by a task starts with the task's context: it must not
+    # route anything into its parent's run (see capture.py).
+    _current_run.set(None)
+
+
+os.register_at_fork(after_in_child=_forget_runs_in_child)
 
 
 class LoggerSelection:
@@ -82,10 +111,12 @@ class _RoutingHandler(logging.Handler):
     def handle(self, record: logging.LogRecord) -> bool:
         # Overridden to skip logging.Handler's lock: that lock is shared by every
         # thread, while each run has a lock of its own.
-        run = _current_run.get()
+        routed = _current_run.get()
+        if routed is None:
+            return False
+        run = routed.capture
         if (
-            run is None
-            or record.levelno < run.levelno
+            record.levelno < run.levelno
             or run.forwarding
             # The same record reaching this handler twice, through two loggers
             # that both carry it, is written once.
@@ -111,9 +142,10 @@ class _StreamTee:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        run = _current_run.get()
-        if run is None or not isinstance(text, str):
+        routed = _current_run.get()
+        if routed is None or not isinstance(text, str):
             return self.wrapped.write(text)
+        run = routed.capture
         # Printing must keep working whatever happens to the copy.
         with contextlib.suppress(Exception):
             run.write_stream(self._stream, text)
@@ -131,14 +163,6 @@ class _StreamTee:
         return getattr(self.wrapped, name)
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    """Upload a running capture's log so far every ``every`` seconds (see receivers)."""
-
-    every: float
-    upload: Callable[[RunCapture], None]
-
-
 class _Watcher(threading.Thread):
     """Looks after active runs from the side, while any is active.
 
@@ -146,7 +170,8 @@ class _Watcher(threading.Thread):
     then went quiet (waiting on I/O, or about to be killed) has its lines on disk.
     Once a second it puts the routing handler back where a logging reconfiguration
     in a task (``dictConfig`` replaces the root logger's handlers) took it away.
-    With checkpoints on, it uploads each run's log so far at their interval.
+    Each run's own :meth:`~RoutedRun.tick` does the syncing and, when one is due, its
+    checkpoint.
 
     It lives while runs are active and for ``LINGER`` seconds after the last one, so
     back-to-back tasks share one thread instead of paying for a new one each (about
@@ -160,17 +185,14 @@ class _Watcher(threading.Thread):
 
     def __init__(
         self,
-        runs: list[RunCapture],
+        runs: list[RoutedRun],
         reattach: Callable[[], None],
         retire: Callable[[_Watcher], bool],
-        checkpoint: Checkpoint | None,
     ) -> None:
         super().__init__(name="celery-parselog-watcher", daemon=True)
         self._runs = runs
         self._reattach = reattach
         self._retire = retire
-        self._checkpoint = checkpoint
-        self._last_checkpoint: dict[int, float] = {}
         self._stopped = threading.Event()
 
     def run(self) -> None:
@@ -185,27 +207,14 @@ class _Watcher(threading.Thread):
                     return
                 continue
             idle_since = None
-            for capture in runs:
+            now = time.monotonic()
+            for run in runs:
                 with contextlib.suppress(Exception):
-                    capture.sync()
+                    run.tick(now)
             ticks += 1
             if ticks % self.REATTACH_EVERY == 0:
                 with contextlib.suppress(Exception):
                     self._reattach()
-            if self._checkpoint is not None:
-                self._checkpoint_due(runs, self._checkpoint)
-
-    def _checkpoint_due(self, runs: list[RunCapture], checkpoint: Checkpoint) -> None:
-        now = time.monotonic()
-        active = {id(capture) for capture in runs}
-        for ended in set(self._last_checkpoint) - active:
-            del self._last_checkpoint[ended]
-        for capture in runs:
-            last = self._last_checkpoint.setdefault(id(capture), now)
-            if now - last >= checkpoint.every:
-                self._last_checkpoint[id(capture)] = now
-                with contextlib.suppress(Exception):
-                    checkpoint.upload(capture)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -216,12 +225,11 @@ class _Watcher(threading.Thread):
 class CaptureRouter:
     """Attaches the routing handler and stream tees while runs are active in this process."""
 
-    def __init__(self, selection: LoggerSelection, checkpoint: Checkpoint | None = None) -> None:
+    def __init__(self, selection: LoggerSelection) -> None:
         self._selection = selection
-        self._checkpoint = checkpoint
         self._handler = _RoutingHandler(selection)
         self._lock = threading.Lock()
-        self._runs: list[RunCapture] = []
+        self._runs: list[RoutedRun] = []
         self._attached: list[logging.Logger] = []
         self._tees: list[tuple[str, _StreamTee]] = []
         self._watcher: _Watcher | None = None
@@ -234,19 +242,23 @@ class CaptureRouter:
     def active_runs(self) -> int:
         return len(self._runs)
 
-    def enter(self, run: RunCapture) -> Token[RunCapture | None]:
-        """Start routing this context's records to ``run``; pair with :meth:`leave`."""
+    def enter(self, run: RoutedRun) -> Token[RoutedRun | None]:
+        """Start routing this context's records to ``run``; pair with :meth:`leave`.
+
+        The token is also kept on ``run.token``, so the run's owner can leave with it.
+        """
         with self._lock:
             self._runs.append(run)
             self._attach_to_new_loggers()
             if len(self._runs) == 1:
                 self._install_tees()
             if self._watcher is None:
-                self._watcher = _Watcher(self._runs, self._reattach, self._retire, self._checkpoint)
+                self._watcher = _Watcher(self._runs, self._reattach, self._retire)
                 self._watcher.start()
-        return _current_run.set(run)
+        token = run.token = _current_run.set(run)
+        return token
 
-    def leave(self, token: Token[RunCapture | None]) -> None:
+    def leave(self, token: Token[RoutedRun | None]) -> None:
         """Stop routing to the run ``token`` came from; detach everything after the last run."""
         run = token.var.get()
         try:

@@ -11,20 +11,29 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO
 
-__all__ = ["LogTail", "tail_paths"]
+from celery_parselog.spool import create_private, forget_descriptor, tail_paths
+from celery_parselog.streams import Writer, copy_stream
 
-_CHUNK = 1024 * 1024
-
-
-class _Writer(Protocol):
-    def write(self, data: bytes, /) -> int: ...
+__all__ = ["LogTail", "copy_kept_tail"]
 
 
-def tail_paths(spool: Path) -> tuple[Path, Path]:
-    """The older and the current tail segment of ``spool`` (recovery reads them in order)."""
-    return spool.with_name(spool.name + ".tail-0"), spool.with_name(spool.name + ".tail-1")
+def copy_kept_tail(spool: Path, out: Writer) -> bytes:
+    """Copy a capped log's kept records, oldest first, to ``out``; returns the last byte.
+
+    Used by the run that ends (before removing the segments), by its checkpoints and
+    by recovery, which all read the segments the same way.
+    """
+    last = b""
+    for path in tail_paths(spool):
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        with os.fdopen(descriptor, "rb") as segment:
+            last = copy_stream(segment, out) or last
+    return last
 
 
 class LogTail:
@@ -35,6 +44,7 @@ class LogTail:
     """
 
     def __init__(self, spool: Path, budget: int) -> None:
+        self._spool = spool
         self._older_path, self._current_path = tail_paths(spool)
         self._segment_limit = max(budget // 2, 1)
         self._older: _Segment | None = None
@@ -48,7 +58,7 @@ class LogTail:
             if self._older is not None:
                 self.omitted_records += self._older.records
                 self.omitted_bytes += self._older.size
-                self._older.stream.close()
+                self._older.close()
             self._current_path.replace(self._older_path)  # the open descriptor follows
             self._older = current
             self._current = current = _Segment(self._current_path)
@@ -56,25 +66,26 @@ class LogTail:
         current.size += len(data)
         current.records += 1
 
-    def drain_into(self, out: _Writer) -> None:
+    def drain_into(self, out: Writer) -> None:
         """Copy the kept records, oldest first, to the end of the log."""
-        for path in (self._older_path, self._current_path):
-            if path.exists():
-                with path.open("rb") as segment:
-                    while chunk := segment.read(_CHUNK):
-                        out.write(chunk)
+        copy_kept_tail(self._spool, out)
 
     def remove(self) -> None:
         for segment in (self._older, self._current):
             if segment is not None:
-                segment.stream.close()
+                segment.close()
         self._older_path.unlink(missing_ok=True)
         self._current_path.unlink(missing_ok=True)
 
 
 class _Segment:
     def __init__(self, path: Path) -> None:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        self.stream: IO[bytes] = os.fdopen(descriptor, "wb", 0)
+        self._descriptor = create_private(path)
+        self.stream: IO[bytes] = os.fdopen(self._descriptor, "wb", 0)
         self.size = 0
         self.records = 0
+
+    def close(self) -> None:
+        if not self.stream.closed:
+            forget_descriptor(self._descriptor)
+            self.stream.close()

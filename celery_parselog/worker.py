@@ -18,6 +18,7 @@ from celery.signals import task_failure, task_revoked
 from click import Option
 
 from celery_parselog.conf import ParselogSettings, SettingError
+from celery_parselog.metadata import settle_entry
 from celery_parselog.receivers import CaptureConfig, CaptureReceivers
 from celery_parselog.recovery import RecoverySweeper
 
@@ -96,6 +97,8 @@ def start_recovery(backend: Any) -> RecoverySweeper | None:
         backoff=config.upload_backoff,
         backend=backend,
         interval=config.recovery_interval,
+        log_format=config.format,
+        key_template=config.key,
     )
     _sweeper.start()
     task_failure.connect(_on_task_failure, weak=False, dispatch_uid="celery_parselog.lost")
@@ -113,11 +116,18 @@ def stop_recovery() -> None:
         _sweeper = None
 
 
-def _on_task_failure(sender: Any = None, exception: Any = None, **_: Any) -> None:
+def _on_task_failure(
+    sender: Any = None, task_id: str | None = None, exception: Any = None, **_: Any
+) -> None:
     # Sent by the main process when a child died under a task (killed, out of
     # memory) or passed its hard time limit; that run's log is now an orphan.
     if _sweeper is not None and isinstance(exception, (WorkerLostError, TimeLimitExceeded)):
         _sweeper.wake()
+        if task_id is not None and sender is not None:
+            try:
+                settle_entry(sender.backend, str(task_id))
+            except Exception:  # noqa: BLE001 - the entry stays readable under its own key
+                logger.warning("Could not move the log entry of %s into its result", task_id)
 
 
 def _on_task_revoked(sender: Any = None, terminated: bool = False, **_: Any) -> None:

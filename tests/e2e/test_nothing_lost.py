@@ -19,8 +19,8 @@ from celery.result import AsyncResult
 from moto.server import ThreadedMotoServer
 
 from celery_parselog import LogInfo, log_info
-from celery_parselog.recovery import INCOMPLETE_TRAILER
 from tests.e2e.conftest import BUCKET, REPO, RecordFault, Worker, free_port, s3_client
+from tests.notes import INCOMPLETE_TRAILER
 
 SLOW = "tests.e2e.proj.tasks.slow_parse"
 PARSE = "tests.e2e.proj.tasks.parse"

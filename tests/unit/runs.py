@@ -18,8 +18,9 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.test import override_settings
 
+from celery_parselog import records
+from celery_parselog.entry import RunEntry
 from celery_parselog.models import TaskLog
-from celery_parselog.records import record_finished, record_started
 
 BASE_TIME = datetime(2026, 11, 29, 19, 52, 10, 417000, tzinfo=timezone.utc)
 
@@ -69,6 +70,37 @@ def final_entry(
         values.update(bytes=120, sha256="ab" * 32)
     values.update(more)
     return values
+
+
+def record_started(
+    entry: Mapping[str, Any],
+    *,
+    task_name: str = "tests.parse",
+    hostname: str,
+    arguments: Mapping[str, Any],
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+) -> None:
+    """``records.record_started`` for an entry written as its wire form."""
+    records.record_started(
+        RunEntry.from_wire({"task_name": task_name, **entry}),
+        hostname=hostname,
+        arguments=arguments,
+        args=args,
+        kwargs=kwargs,
+    )
+
+
+def record_finished(entry: Mapping[str, Any], *, first_error: str | None) -> TaskLog | None:
+    """``records.record_finished`` for an entry written as its wire form."""
+    return records.record_finished(RunEntry.from_wire(entry), first_error=first_error)
+
+
+def record_recovered(entry: Mapping[str, Any]) -> TaskLog | None:
+    """``records.record_recovered`` for an entry written as its wire form."""
+    return records.record_recovered(
+        RunEntry.from_wire(entry), hostname=str(entry.get("hostname") or "")
+    )
 
 
 def store_text(key: str, text: str | bytes, *, alias: str = "default") -> tuple[int, str]:

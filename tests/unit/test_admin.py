@@ -20,7 +20,6 @@ from django.urls import reverse
 
 from celery_parselog import preview as preview_module
 from celery_parselog.models import TaskLog
-from celery_parselog.records import record_finished, record_started
 from tests.unit.runs import (
     BASE_TIME,
     BUCKET,
@@ -29,6 +28,8 @@ from tests.unit.runs import (
     final_entry,
     log_lines,
     pending_entry,
+    record_finished,
+    record_started,
     s3_storage,
     stored_run,
 )

@@ -14,6 +14,7 @@ import pytest
 
 from celery_parselog.capture import RunCapture
 from celery_parselog.formatting import build_formatter
+from celery_parselog.spool import remove_run_files, write_manifest
 from tests.unit.faults import file_size_limit
 
 TASK_ID = "5b0c7f2e-9d1a-4c3b-8e7f-6a5b4c3d2e1f"
@@ -63,7 +64,7 @@ def make_run(spool_dir: Path) -> Iterator[MakeRun]:
 
     yield make
     for run in made:
-        run.close()
+        run.release()
 
 
 def record(
@@ -123,8 +124,8 @@ def test_two_runs_of_the_same_task_attempt_get_different_files(make_run: MakeRun
     assert first.path != second.path
     first.emit(record("first run"))
     second.emit(record("second run"))
-    first.close()
-    second.close()
+    first.release()
+    second.release()
     assert lines_of(first) == ["INFO tests.capture: first run"]
     assert lines_of(second) == ["INFO tests.capture: second run"]
 
@@ -134,7 +135,7 @@ def test_plain_run_writes_formatted_lines(make_run: MakeRun) -> None:
     run = make_run()
     run.emit(record("rows %d", (10,)))
     run.emit(record("done", level=logging.WARNING, name="tests.other"))
-    run.close()
+    run.release()
     assert run.path.read_bytes() == b"INFO tests.capture: rows 10\nWARNING tests.other: done\n"
 
 
@@ -143,7 +144,7 @@ def test_gzip_run_decompresses_to_the_same_lines(make_run: MakeRun) -> None:
     run = make_run(compress_level=9)
     for number in range(200):
         run.emit(record("line %d", (number,)))
-    run.close()
+    run.release()
     raw = run.path.read_bytes()
     assert raw[:2] == b"\x1f\x8b"
     assert lines_of(run) == [f"INFO tests.capture: line {n}" for n in range(200)]
@@ -189,7 +190,7 @@ def test_saw_exception_is_set_by_a_record_with_exc_info(make_run: MakeRun) -> No
     except ValueError:
         run.emit(record("failed", level=logging.ERROR, exc_info=True))
     assert run.saw_exception
-    run.close()
+    run.release()
     lines = lines_of(run)
     assert "Traceback (most recent call last):" in lines
     assert lines[-1] == "ValueError: boom"
@@ -201,7 +202,7 @@ def test_write_stream_joins_print_fragments_into_one_line(make_run: MakeRun) -> 
     for fragment in ("rows", " ", "10", "\n"):
         run.write_stream("stdout", fragment)
     assert run.counts == {"INFO": 1}
-    run.close()
+    run.release()
     assert lines_of(run) == ["INFO stdout: rows 10"]
 
 
@@ -211,7 +212,7 @@ def test_write_stream_splits_several_lines_in_one_write(make_run: MakeRun) -> No
     run.write_stream("stdout", "one\ntwo\r\nthree")
     assert run.counts == {"INFO": 2}
     run.write_stream("stdout", " and more\n")
-    run.close()
+    run.release()
     assert lines_of(run) == [
         "INFO stdout: one",
         "INFO stdout: two",
@@ -224,7 +225,7 @@ def test_partial_line_is_flushed_at_close(make_run: MakeRun) -> None:
     run = make_run()
     run.write_stream("stdout", "no newline")
     assert run.counts == {}
-    run.close()
+    run.release()
     assert lines_of(run) == ["INFO stdout: no newline"]
 
 
@@ -235,7 +236,7 @@ def test_stdout_and_stderr_partial_lines_are_kept_apart(make_run: MakeRun) -> No
     run.write_stream("stderr", "err-")
     run.write_stream("stdout", "done\n")
     run.write_stream("stderr", "done\n")
-    run.close()
+    run.release()
     assert lines_of(run) == ["INFO stdout: out-done", "WARNING stderr: err-done"]
 
 
@@ -243,7 +244,7 @@ def test_stderr_lines_are_warnings(make_run: MakeRun) -> None:
     """Lines written to stderr are recorded at WARNING by the ``stderr`` logger."""
     run = make_run()
     run.write_stream("stderr", "careful\n")
-    run.close()
+    run.release()
     assert run.counts == {"WARNING": 1}
     assert lines_of(run) == ["WARNING stderr: careful"]
 
@@ -254,7 +255,7 @@ def test_stdout_lines_below_the_run_level_are_dropped(make_run: MakeRun) -> None
     run.write_stream("stdout", "chatter\n")
     run.write_stream("stdout", "unfinished chatter")
     run.write_stream("stderr", "problem\n")
-    run.close()
+    run.release()
     assert lines_of(run) == ["WARNING stderr: problem"]
     assert run.counts == {"WARNING": 1}
 
@@ -264,7 +265,7 @@ def test_stream_lines_follow_the_logger_selection(make_run: MakeRun) -> None:
     run = make_run(allows_logger=lambda name: name != "stdout")
     run.write_stream("stdout", "printed\n")
     run.write_stream("stderr", "warned\n")
-    run.close()
+    run.release()
     assert lines_of(run) == ["WARNING stderr: warned"]
 
 
@@ -273,7 +274,7 @@ def test_lone_surrogates_are_written_as_backslash_escapes(make_run: MakeRun) -> 
     run = make_run()
     run.emit(record("bad byte \udcff here"))
     run.write_stream("stdout", "printed \udcfe\n")
-    run.close()
+    run.release()
     assert run.path.read_bytes() == (
         b"INFO tests.capture: bad byte \\udcff here\nINFO stdout: printed \\udcfe\n"
     )
@@ -283,7 +284,7 @@ def test_non_ascii_text_is_written_as_utf8(make_run: MakeRun) -> None:
     """Ordinary non-ASCII text is written as UTF-8, not escaped."""
     run = make_run()
     run.emit(record("Ünïcödé ✓"))
-    run.close()
+    run.release()
     assert run.path.read_bytes() == "INFO tests.capture: Ünïcödé ✓\n".encode()
 
 
@@ -292,7 +293,7 @@ def test_record_that_cannot_be_formatted_is_replaced_by_a_note(make_run: MakeRun
     run = make_run()
     run.emit(record("%d", ("x",), name="tests.broken", level=logging.WARNING))
     run.emit(record("after"))
-    run.close()
+    run.release()
     assert lines_of(run) == [
         "-- celery-parselog could not format a record of logger 'tests.broken' "
         "at level WARNING: TypeError --",
@@ -314,7 +315,7 @@ def test_emit_exception_writes_the_traceback(make_run: MakeRun) -> None:
         run.first_error
         == f"ERROR celery_parselog.task: Task {TASK_NAME}[{TASK_ID}] raised KeyError"
     )
-    run.close()
+    run.release()
     lines = lines_of(run)
     assert "Traceback (most recent call last):" in lines
     assert lines[-1] == "KeyError: 'missing'"
@@ -333,24 +334,28 @@ def test_emits_after_close_are_dropped(make_run: MakeRun) -> None:
     """Records and stream text arriving after close() are not written nor counted."""
     run = make_run(compress_level=6)
     run.emit(record("before"))
-    run.close()
+    run.release()
     assert run.closed
     run.emit(record("after"))
     run.write_stream("stdout", "printed after\n")
-    run.close()  # a second close changes nothing
+    run.release()  # a second close changes nothing
     assert lines_of(run) == ["INFO tests.capture: before"]
     assert run.counts == {"INFO": 1}
 
 
-def test_discard_removes_the_spool_file(make_run: MakeRun, spool_dir: Path) -> None:
-    """discard() closes the run and deletes its spool file; a second discard is harmless."""
+def test_stored_run_leaves_nothing_in_the_spool_folder(make_run: MakeRun, spool_dir: Path) -> None:
+    """Once stored, remove_run_files deletes the spool file and its manifest, and release()
+    closes the run; doing either again is harmless."""
     run = make_run()
     run.emit(record("to be removed"))
-    run.discard()
+    write_manifest(run.path, {"task_id": run.task_id})
+    run.finish()
+    remove_run_files(run.path)
+    run.release()
     assert run.closed
-    assert not run.path.exists()
     assert list(spool_dir.iterdir()) == []
-    run.discard()
+    remove_run_files(run.path)
+    run.release()
     assert not run.path.exists()
 
 
@@ -379,7 +384,7 @@ def test_redaction_applies_before_anything_is_written_or_kept(tmp_path: Path) ->
             "tests.capture", logging.ERROR, "", 0, "mail %s", ("jane@example.org",), exc_info
         )
     )
-    run.close()
+    run.release()
     text = run.path.read_text()
     assert "jane@example.org" not in text and "123-45-6789" not in text
     assert "mail [REDACTED:email]" in text

@@ -11,7 +11,8 @@ import pytest
 
 from celery_parselog.capture import RunCapture
 from celery_parselog.formatting import build_formatter
-from celery_parselog.routing import CaptureRouter, Checkpoint, LoggerSelection
+from celery_parselog.routing import CaptureRouter, LoggerSelection
+from tests.unit.routed import Routed
 
 logger = logging.getLogger("tests.checkpoint")
 
@@ -59,20 +60,26 @@ def test_snapshot_is_a_complete_file_of_the_lines_so_far(
 def test_watcher_uploads_checkpoints_at_the_interval_while_the_run_goes_on(
     tmp_path: Path,
 ) -> None:
-    """With a checkpoint every 0.3 s, a run that lasts about a second is checkpointed
-    several times, each time with what it had logged by then."""
+    """The watcher ticks a running run while it goes on: with a checkpoint every 0.3 s, a
+    run that lasts about a second is checkpointed several times, each time with what it
+    had logged by then."""
     logger.setLevel(logging.INFO)  # restored by the autouse fixture
     seen: list[list[str]] = []
 
+    last = [time.monotonic()]
+
     def upload(capture: RunCapture) -> None:
+        if time.monotonic() - last[0] < 0.3:
+            return
+        last[0] = time.monotonic()
         copy = tmp_path / "checkpoint.log.gz"
         if capture.snapshot(copy) is not None:
             seen.append(gzip.decompress(copy.read_bytes()).decode().splitlines())
 
     selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection, Checkpoint(0.3, upload))
+    router = CaptureRouter(selection)
     run = make_run(tmp_path / "spool", 6, selection)
-    token = router.enter(run)
+    token = router.enter(Routed(run, upload))
     try:
         for number in range(10):
             logger.info("step %d", number)

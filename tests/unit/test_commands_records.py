@@ -15,8 +15,15 @@ from django.test import override_settings
 from django.utils import timezone
 
 from celery_parselog.models import TaskLog
-from celery_parselog.records import record_finished, record_started
-from tests.unit.runs import BASE_TIME, final_entry, log_lines, pending_entry, stored_run
+from tests.unit.runs import (
+    BASE_TIME,
+    final_entry,
+    log_lines,
+    pending_entry,
+    record_finished,
+    record_started,
+    stored_run,
+)
 
 pytestmark = pytest.mark.django_db
 

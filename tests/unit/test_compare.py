@@ -14,8 +14,15 @@ from celery_parselog.compare import (
     normalize_line,
     parse_level_and_logger,
 )
-from celery_parselog.records import record_finished, record_started
-from tests.unit.runs import BASE_TIME, final_entry, log_lines, pending_entry, stored_run
+from tests.unit.runs import (
+    BASE_TIME,
+    final_entry,
+    log_lines,
+    pending_entry,
+    record_finished,
+    record_started,
+    stored_run,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,10 @@ from django.conf import settings
 from django.db import connection
 from django.test import override_settings
 
-from celery_parselog.metadata import ENTRY, LogInfo, ResultMetadata, log_info
+from celery_parselog import metadata
+from celery_parselog.entry import RunEntry, Status
+from celery_parselog.metadata import ENTRY, LogInfo, log_info
+from tests.unit.routed import read_wire
 
 
 def _parse(data_file_id: int) -> None:
@@ -39,7 +42,7 @@ def task(app: Celery) -> Task[Any, Any]:
     return app.tasks["tests.parse"]
 
 
-def entry(task_id: str, status: str, **more: Any) -> dict[str, Any]:
+def entry(task_id: str, status: str, **more: Any) -> RunEntry:
     """A ``parselog`` entry as the receivers write it."""
     values: dict[str, Any] = {
         "status": status,
@@ -51,10 +54,10 @@ def entry(task_id: str, status: str, **more: Any) -> dict[str, Any]:
         "started": "2024-01-02T03:04:05.000+00:00",
     }
     values.update(more)
-    return values
+    return RunEntry.from_wire(values)
 
 
-def stored_entry(task_id: str) -> dict[str, Any]:
+def stored_entry(task_id: str) -> RunEntry:
     """The final entry of a run whose log was stored."""
     return entry(
         task_id,
@@ -74,7 +77,7 @@ def new_id() -> str:
 def test_pending_entry_is_readable_before_any_result(task: Task[Any, Any], app: Celery) -> None:
     """mark_pending makes log_info report a pending log while the task has no result yet."""
     task_id = new_id()
-    ResultMetadata().mark_pending(task, entry(task_id, "pending"))
+    metadata.mark_pending(task, entry(task_id, "pending"))
     result: AsyncResult[Any] = AsyncResult(task_id, app=app)
     assert result.state == states.PENDING
     info = log_info(result)
@@ -90,13 +93,12 @@ def test_published_entry_joins_the_stored_result_without_changing_it(
 ) -> None:
     """After a SUCCESS result, publish() adds ``parselog`` to its metadata and keeps the result."""
     task_id = new_id()
-    metadata = ResultMetadata()
     metadata.mark_pending(task, entry(task_id, "pending"))
     app.backend.store_result(task_id, {"x": 1}, states.SUCCESS)
     metadata.publish(task.backend, stored_entry(task_id))
     meta = app.backend.get_task_meta(task_id, cache=False)
     assert meta[ENTRY]["status"] == "stored"
-    assert meta[ENTRY] == stored_entry(task_id)
+    assert meta[ENTRY] == stored_entry(task_id).to_wire()
     assert meta["status"] == states.SUCCESS
     assert meta["result"] == {"x": 1}
     assert AsyncResult(task_id, app=app).get(timeout=1) == {"x": 1}
@@ -108,7 +110,7 @@ def test_published_entry_joins_a_failure_result_without_changing_it(
     """A FAILURE result keeps its exception after the entry is merged into its metadata."""
     task_id = new_id()
     app.backend.store_result(task_id, ValueError("bad row"), states.FAILURE)
-    ResultMetadata().publish(task.backend, stored_entry(task_id))
+    metadata.publish(task.backend, stored_entry(task_id))
     result: AsyncResult[Any] = AsyncResult(task_id, app=app)
     assert result.state == states.FAILURE
     with pytest.raises(ValueError, match="bad row"):
@@ -119,9 +121,9 @@ def test_published_entry_joins_a_failure_result_without_changing_it(
 def test_published_entry_without_a_result_is_readable(task: Task[Any, Any], app: Celery) -> None:
     """A task that stores no result still has its final entry, under the entry's own key."""
     task_id = new_id()
-    ResultMetadata().publish(task.backend, stored_entry(task_id))
+    metadata.publish(task.backend, stored_entry(task_id))
     assert "parselog" not in app.backend.get_task_meta(task_id, cache=False)
-    assert ResultMetadata.read(app.backend, task_id) == stored_entry(task_id)
+    assert read_wire(app.backend, task_id) == stored_entry(task_id).to_wire()
     info = log_info(AsyncResult(task_id, app=app))
     assert info is not None
     assert info.stored
@@ -130,7 +132,6 @@ def test_published_entry_without_a_result_is_readable(task: Task[Any, Any], app:
 def test_log_info_waits_for_the_final_entry(task: Task[Any, Any], app: Celery) -> None:
     """log_info(wait=...) keeps reading while pending and returns the entry once it is stored."""
     task_id = new_id()
-    metadata = ResultMetadata()
     metadata.mark_pending(task, entry(task_id, "pending"))
     app.backend.store_result(task_id, {"x": 1}, states.SUCCESS)
     result: AsyncResult[Any] = AsyncResult(task_id, app=app)
@@ -146,7 +147,7 @@ def test_log_info_waits_for_the_final_entry(task: Task[Any, Any], app: Celery) -
         publisher.join(30)
     assert info is not None
     assert info.status == "stored"
-    assert info == LogInfo.from_entry(stored_entry(task_id))
+    assert info == stored_entry(task_id)
 
 
 def test_log_info_returns_the_pending_entry_when_the_wait_runs_out(
@@ -154,7 +155,7 @@ def test_log_info_returns_the_pending_entry_when_the_wait_runs_out(
 ) -> None:
     """When nothing is published in time, log_info(wait=...) returns the pending LogInfo."""
     task_id = new_id()
-    ResultMetadata().mark_pending(task, entry(task_id, "pending"))
+    metadata.mark_pending(task, entry(task_id, "pending"))
     info = log_info(AsyncResult(task_id, app=app), wait=0.1, poll=0.01)
     assert info is not None
     assert info.status == "pending"
@@ -177,7 +178,7 @@ def test_log_info_of_a_result_without_entry_is_none(app: Celery) -> None:
 def test_log_info_round_trips_through_from_entry() -> None:
     """LogInfo.from_entry(asdict(info)) gives back an equal LogInfo."""
     info = LogInfo(
-        status="stored",
+        status=Status.STORED,
         uri="s3://bucket/logs/a.log.gz",
         storage="logs",
         key="logs/a.log.gz",
@@ -238,7 +239,7 @@ def test_django_db_pending_entry_is_stored_with_the_result(
     task_id = new_id()
     task.push_request(id=task_id, retries=0, is_eager=False, root_id=task_id, args=[1], kwargs={})
     try:
-        ResultMetadata().mark_pending(task, entry(task_id, "pending"))
+        metadata.mark_pending(task, entry(task_id, "pending"))
         assert task.request.meta[ENTRY]["status"] == "pending"  # type: ignore[attr-defined]
         app.backend.store_result(task_id, {"x": 1}, states.SUCCESS, request=task.request)
     finally:
@@ -260,24 +261,24 @@ def test_django_db_published_entry_joins_the_row_without_changing_the_result(
     task_id = new_id()
     task.push_request(id=task_id, retries=0, is_eager=False, root_id=task_id, args=[1], kwargs={})
     try:
-        ResultMetadata().mark_pending(task, entry(task_id, "pending"))
+        metadata.mark_pending(task, entry(task_id, "pending"))
         app.backend.store_result(task_id, {"x": 1}, states.SUCCESS, request=task.request)
     finally:
         task.pop_request()
-    ResultMetadata().publish(task.backend, stored_entry(task_id))
+    metadata.publish(task.backend, stored_entry(task_id))
     meta = app.backend.get_task_meta(task_id, cache=False)
-    assert meta[ENTRY] == stored_entry(task_id)
+    assert meta[ENTRY] == stored_entry(task_id).to_wire()
     assert meta["status"] == states.SUCCESS
     assert meta["result"] == {"x": 1}
     assert task_result.objects.filter(task_id=task_id).count() == 1
     info = log_info(AsyncResult(task_id, app=app))
-    assert info == LogInfo.from_entry(stored_entry(task_id))
+    assert info == stored_entry(task_id)
 
 
 def test_django_db_publish_without_a_row_does_nothing(django_db_app: tuple[Celery, Any]) -> None:
     """On django-db, a task that stored no result gets no row from publish() and no error."""
     app, task_result = django_db_app
     task_id = new_id()
-    ResultMetadata().publish(app.tasks["tests.parse"].backend, stored_entry(task_id))
+    metadata.publish(app.tasks["tests.parse"].backend, stored_entry(task_id))
     assert not task_result.objects.filter(task_id=task_id).exists()
     assert log_info(AsyncResult(task_id, app=app)) is None

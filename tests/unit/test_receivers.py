@@ -18,11 +18,13 @@ from celery.result import AsyncResult
 from django.core.files.storage import Storage, storages
 from django.test import override_settings
 
-from celery_parselog.metadata import LogInfo, ResultMetadata, log_info
+from celery_parselog.metadata import LogInfo, log_info
 from celery_parselog.receivers import CaptureConfig, CaptureReceivers
 from celery_parselog.routing import current_run
+from celery_parselog.run import Run
 from celery_parselog.spool import manifest_path, read_manifest
 from tests.unit.faults import file_size_limit, is_open
+from tests.unit.routed import read_wire
 
 KEY = "parsing_logs/{data_file_id}/{reparse_id}/{task_id}-{attempt}.log"
 FORMAT = "%(levelname)s %(name)s: %(message)s"
@@ -128,6 +130,8 @@ def run_task(
     retries: int = 0,
     is_eager: bool = False,
     between: Callable[[], None] | None = None,
+    root_id: str | None = None,
+    delivery_info: dict[str, Any] | None = None,
 ) -> tuple[Any, str]:
     """Do as Celery's tracer: prerun, body, store the result, postrun; return (retval, state).
 
@@ -137,7 +141,13 @@ def run_task(
     prerun: Callable[..., object] = receivers.on_task_prerun
     postrun: Callable[..., object] = receivers.on_task_postrun
     state: str
-    task.push_request(id=task_id, retries=retries, is_eager=is_eager, root_id=task_id)
+    task.push_request(
+        id=task_id,
+        retries=retries,
+        is_eager=is_eager,
+        root_id=root_id or task_id,
+        delivery_info=delivery_info or {},
+    )
     try:
         assert (
             prerun(sender=task, task_id=task_id, task=task, args=args, kwargs=kwargs or {}) is None
@@ -286,7 +296,7 @@ def test_unselected_task_leaves_nothing(
     )
     assert during == [None, 0]
     assert spool_files(receivers, task_id) == []
-    assert ResultMetadata.read(app.backend, task_id) is None
+    assert read_wire(app.backend, task_id) is None
     assert log_info(AsyncResult(task_id, app=app)) is None
     assert not storages["default"].exists(f"parselog/other.report/{task_id}-1.log.gz")
 
@@ -334,7 +344,7 @@ def test_failure_without_logged_traceback_stores_the_traceback(
     assert lines[2] == "Traceback (most recent call last):"
     assert any('raise ValueError("bad row 12")' in line for line in lines)
     assert lines[-1] == "ValueError: bad row 12"
-    entry = ResultMetadata.read(app.backend, task_id)
+    entry = read_wire(app.backend, task_id)
     assert entry is not None
     assert entry["task_state"] == states.FAILURE
     assert entry["counts"] == {"INFO": 1, "ERROR": 1}
@@ -383,7 +393,7 @@ def test_failed_upload_keeps_the_spool_file_and_publishes_failed(
     assert "after 2 attempts" in info.error
     assert "OSError: the disk is on fire" in info.error
     assert info.uri == f"storage://default/parsing_logs/7/3/{task_id}-1.log.gz"
-    entry = ResultMetadata.read(app.backend, task_id)
+    entry = read_wire(app.backend, task_id)
     assert entry is not None
     spool = Path(entry["spool"])
     try:
@@ -483,7 +493,7 @@ def test_postrun_of_another_task_id_does_not_detach_the_current_run(
             sender=parse, task_id=new_id(), task=parse, retval=None, state=states.SUCCESS
         )
         run = current_run()
-        assert run is not None
+        assert isinstance(run, Run)
         assert run.task_id == task_id
         assert receivers.router.active_runs == 1
         body_logger.info("after the stray postrun")
@@ -540,3 +550,66 @@ def test_unfinished_run_in_another_thread_does_not_detach_this_one(
     assert stored_lines(f"parsing_logs/8/None/{other_id}-1.log.gz") == [
         "INFO tests.receivers.body: other task line"
     ]
+
+
+@pytest.mark.django_db
+@override_settings(CELERY_PARSELOG_SUBJECT="{root_id}/{data_file_id}")
+def test_subject_gets_the_root_id_of_the_workflow(
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+) -> None:
+    """A run inside a workflow has the workflow's root id in its subject and entry, not its
+    own task id."""
+    from celery_parselog.models import TaskLog
+
+    task_id, root_id = new_id(), new_id()
+    run_task(receivers, parse, task_id, parse_body, args=(7,), root_id=root_id)
+    assert TaskLog.objects.get(task_id=task_id).subject == f"{root_id}/7"
+    entry = read_wire(app.backend, task_id)
+    assert entry is not None
+    assert entry["root_id"] == root_id
+
+
+@pytest.mark.django_db
+def test_redelivered_message_gets_a_log_and_row_of_its_own(
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+) -> None:
+    """A message run again with the same id and attempt (its worker was lost) is delivery 2:
+    its own key, its own row, a link to the first delivery, and the first one's log stays."""
+    from celery_parselog.models import TaskLog
+
+    task_id = new_id()
+    first_key = f"parsing_logs/7/None/{task_id}-1.log.gz"
+    run_task(receivers, parse, task_id, lambda: body_logger.info("first delivery"), args=(7,))
+    run_task(
+        receivers,
+        parse,
+        task_id,
+        lambda: body_logger.info("second delivery"),
+        args=(7,),
+        delivery_info={"redelivered": True},
+    )
+    second_key = f"parsing_logs/7/None/{task_id}-1.delivery-2.log.gz"
+    assert stored_lines(first_key) == ["INFO tests.receivers.body: first delivery"]
+    assert stored_lines(second_key) == ["INFO tests.receivers.body: second delivery"]
+    info = log_info(AsyncResult(task_id, app=app))
+    assert info is not None
+    assert (info.key, info.delivery, info.redelivery_of) == (second_key, 2, first_key)
+    rows = TaskLog.objects.filter(task_id=task_id).order_by("delivery")
+    assert [(row.delivery, row.key, row.redelivery_of) for row in rows] == [
+        (1, first_key, ""),
+        (2, second_key, first_key),
+    ]
+
+
+@pytest.mark.django_db
+def test_redelivery_is_known_from_the_entry_without_the_message_flag(
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+) -> None:
+    """Transports that do not flag redeliveries: the entry the first delivery left is enough."""
+    task_id = new_id()
+    run_task(receivers, parse, task_id, lambda: body_logger.info("one"), args=(7,))
+    run_task(receivers, parse, task_id, lambda: body_logger.info("two"), args=(7,))
+    info = log_info(AsyncResult(task_id, app=app))
+    assert info is not None
+    assert info.delivery == 2
+    assert info.key.endswith(f"{task_id}-1.delivery-2.log.gz")

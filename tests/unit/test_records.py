@@ -22,16 +22,18 @@ from django.test import override_settings
 
 from celery_parselog import records
 from celery_parselog.checks import check_settings
+from celery_parselog.entry import Status
 from celery_parselog.models import TaskLog
-from celery_parselog.records import (
-    _safe_arguments,
+from celery_parselog.records import _safe_arguments, render_subject
+from celery_parselog.signals import log_uploaded
+from tests.unit.runs import (
+    BASE_TIME,
+    final_entry,
+    pending_entry,
     record_finished,
     record_recovered,
     record_started,
-    render_subject,
 )
-from celery_parselog.signals import log_uploaded
-from tests.unit.runs import BASE_TIME, final_entry, pending_entry
 
 pytestmark = pytest.mark.django_db
 
@@ -413,7 +415,7 @@ def test_the_literal_states_in_records_are_the_model_choices() -> None:
     assert set(records._STATES.values()) | {"lost", "interrupted", "finished", "running"} == set(
         TaskLog.State.values
     )
-    assert set(TaskLog.UploadStatus.values) == records._UPLOAD_STATUSES
+    assert set(TaskLog.UploadStatus.values) == {status.value for status in Status}
 
 
 def test_migrations_match_the_model() -> None:

@@ -21,8 +21,8 @@ from django.test import override_settings
 
 from celery_parselog.capture import RunCapture
 from celery_parselog.formatting import build_formatter
-from celery_parselog.recovery import INCOMPLETE_TRAILER
-from celery_parselog.spool import manifest_path, write_manifest
+from celery_parselog.spool import manifest_path, remove_run_files, write_manifest
+from tests.notes import INCOMPLETE_TRAILER
 
 TASK_NAME = "tests.parse"
 FORMAT = "%(levelname)s %(name)s: %(message)s"
@@ -41,6 +41,13 @@ class FailingStorage(Storage):
 
     def _save(self, name: str, content: Any) -> str:
         raise OSError("the disk is on fire")
+
+
+@pytest.fixture(autouse=True)
+def _keys_under_command_tests() -> Iterator[None]:
+    """Keys of this module's runs live under ``command-tests/``: recovery keeps that prefix."""
+    with override_settings(CELERY_PARSELOG_KEY="command-tests/{task_id}-{attempt}.log"):
+        yield
 
 
 @pytest.fixture
@@ -140,7 +147,8 @@ def test_command_leaves_live_runs_and_counts_them(spool_dir: Path) -> None:
         lines = run_command("--spool-dir", str(spool_dir))
         assert sorted(spool_dir.iterdir()) == [live.path, manifest_path(live.path)]
     finally:
-        live.discard()
+        remove_run_files(live.path)
+        live.release()
     assert lines == [
         f"[1/2] {empty.name}: removed",  # the oldest file comes first
         f"[2/2] {live.path.name}: live",

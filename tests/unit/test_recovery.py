@@ -32,17 +32,22 @@ from django.test import override_settings
 
 from celery_parselog import recovery, worker
 from celery_parselog.capture import RunCapture
-from celery_parselog.formatting import build_formatter
-from celery_parselog.metadata import ResultMetadata
+from celery_parselog.formatting import INTERRUPTED_NOTE, build_formatter
 from celery_parselog.receivers import CaptureConfig
 from celery_parselog.recovery import (
-    INCOMPLETE_TRAILER,
-    INTERRUPTED_TRAILER,
     RecoveryReport,
     RecoverySweeper,
     recover_spool,
 )
-from celery_parselog.spool import lock_exclusive, manifest_path, read_manifest, write_manifest
+from celery_parselog.spool import (
+    lock_exclusive,
+    manifest_path,
+    read_manifest,
+    remove_run_files,
+    write_manifest,
+)
+from tests.notes import INCOMPLETE_TRAILER, INTERRUPTED_TRAILER
+from tests.unit.routed import read_wire
 
 TASK_NAME = "tests.parse"
 FORMAT = "%(levelname)s %(name)s: %(message)s"
@@ -94,6 +99,13 @@ class CountingStorage(FileSystemStorage):
         cls.saved = []
         cls.modes = []
         cls.delay = delay
+
+
+@pytest.fixture(autouse=True)
+def _keys_under_recovery_tests() -> Iterator[None]:
+    """Keys of this module's runs live under ``recovery-tests/``: recovery keeps that prefix."""
+    with override_settings(CELERY_PARSELOG_KEY="recovery-tests/{task_id}-{attempt}.log"):
+        yield
 
 
 @pytest.fixture
@@ -208,7 +220,7 @@ def failed_upload_orphan(
     write_manifest(capture.path, start_fields(task_id, key))
     emit_lines(capture, lines)
     if not complete:
-        capture.write_marker(INTERRUPTED_TRAILER)
+        capture.write_note(INTERRUPTED_NOTE)
     capture.finish()
     write_manifest(capture.path, finished_fields(task_id, key, capture.path, complete=complete))
     capture.release()
@@ -342,7 +354,7 @@ def test_killed_run_entry_says_incomplete_and_matches_the_object(
     path, key, task_id = killed_orphan(spool_dir, compressed=compressed)
     manifest = read_manifest(manifest_path(path))
     sweep(spool_dir, app)
-    entry = ResultMetadata.read(app.backend, task_id)
+    entry = read_wire(app.backend, task_id)
     assert entry is not None
     data = stored_bytes(key)
     assert entry["status"] == "stored"
@@ -451,7 +463,7 @@ def test_finished_run_entry_says_complete(spool_dir: Path, app: Celery) -> None:
     """A recovered finished run's entry: stored, complete, counts kept, error/spool dropped."""
     _, key, task_id = failed_upload_orphan(spool_dir, compressed=True)
     sweep(spool_dir, app)
-    entry = ResultMetadata.read(app.backend, task_id)
+    entry = read_wire(app.backend, task_id)
     assert entry is not None
     data = stored_bytes(key)
     assert entry["status"] == "stored"
@@ -471,7 +483,7 @@ def test_finished_but_interrupted_run_stays_incomplete(spool_dir: Path, app: Cel
     _, key, task_id = failed_upload_orphan(spool_dir, compressed=False, complete=False)
     sweep(spool_dir, app)
     assert stored_lines(key) == [*LINES, INTERRUPTED_TRAILER]
-    entry = ResultMetadata.read(app.backend, task_id)
+    entry = read_wire(app.backend, task_id)
     assert entry is not None
     assert entry["complete"] is False
     assert entry["incomplete_reason"] == "run interrupted"
@@ -546,7 +558,8 @@ def test_file_its_run_removed_while_recovery_opened_it_is_gone(
     emit_lines(capture, LINES)
 
     def lock_once_the_run_let_go(descriptor: int, *, wait: bool) -> bool:
-        capture.discard()  # the run stored its log: file and manifest removed, lock dropped
+        remove_run_files(capture.path)
+        capture.release()  # the run stored its log: file and manifest removed, lock dropped
         return lock_exclusive(descriptor, wait=wait)
 
     monkeypatch.setattr(recovery, "lock_exclusive", lock_once_the_run_let_go)
@@ -612,7 +625,7 @@ def test_old_file_without_manifest_is_stored_under_recovered(
     assert report.stored == [key]
     assert stored_lines(key) == [*LINES, INCOMPLETE_TRAILER]
     assert list(spool_dir.iterdir()) == []
-    entry = ResultMetadata.read(app.backend, task_id)
+    entry = read_wire(app.backend, task_id)
     assert entry is not None
     assert (entry["task_id"], entry["attempt"], entry["key"]) == (task_id, 2, key)
     assert (entry["status"], entry["complete"], entry["storage"]) == ("stored", False, "default")
@@ -657,7 +670,8 @@ def test_old_manifest_of_a_live_run_is_kept(spool_dir: Path, app: Celery) -> Non
         assert sweep(spool_dir, app).live == 1
         assert manifest_path(capture.path).exists()
     finally:
-        capture.discard()
+        remove_run_files(capture.path)
+        capture.release()
 
 
 # -- storage failures ---------------------------------------------------------------
@@ -682,7 +696,7 @@ def test_storage_failure_keeps_the_orphan_for_the_next_sweep(spool_dir: Path, ap
     assert "OSError: the disk is on fire" in message
     assert outcomes == [f"{path.name}: failed: {message}"]
     assert sorted(spool_dir.iterdir()) == [path, manifest_path(path)]  # no working copy left
-    assert ResultMetadata.read(app.backend, task_id) is None
+    assert read_wire(app.backend, task_id) is None
     report = sweep(spool_dir, app)
     assert report.ok
     assert report.stored == [key]
@@ -710,13 +724,14 @@ def test_backend_failure_does_not_stop_the_log_being_stored(
 
 
 def test_one_bad_manifest_does_not_stop_the_sweep(spool_dir: Path, app: Celery) -> None:
-    """A manifest without a key fails its file only; the other orphans are still stored."""
+    """A manifest without a key is refused, its file left as it is; the other orphans are
+    still stored."""
     bad, _ = unnamed_orphan(spool_dir, compressed=False, lines=LINES, age=7200)
     write_manifest(bad, {"task_id": "no-key", "storage": "default"})
     _, key, _ = failed_upload_orphan(spool_dir, compressed=False)
     report = sweep(spool_dir, app)
-    assert [path for path, _ in report.failed] == [bad]
-    assert "KeyError" in report.failed[0][1]
+    assert [path for path, _ in report.refused] == [bad]
+    assert bad.name in report.refused[0][1]
     assert report.stored == [key]
     assert sorted(spool_dir.iterdir()) == [bad, manifest_path(bad)]
 
@@ -736,7 +751,8 @@ def test_progress_is_told_each_file_number_total_and_outcome(spool_dir: Path, ap
         write_manifest(live.path, start_fields(task_id, key_for(task_id, False)))
         report = sweep(spool_dir, app, progress=lambda *call: calls.append(call))
     finally:
-        live.discard()
+        remove_run_files(live.path)
+        live.release()
     assert calls == [
         (1, 3, f"{empty.name}: removed"),
         (2, 3, f"{orphan.name}: stored {key}"),

@@ -19,8 +19,9 @@ from celery.utils.log import LoggingProxy, get_task_logger
 
 from celery_parselog.capture import RunCapture
 from celery_parselog.formatting import build_formatter
-from celery_parselog.routing import CaptureRouter, LoggerSelection, current_run
+from celery_parselog.routing import CaptureRouter, LoggerSelection, current_capture
 from tests.unit.faults import file_size_limit, open_paths
+from tests.unit.routed import Routed
 
 FORMAT = "%(levelname)s %(name)s: %(message)s"
 TASK_NAME = "tests.parse"
@@ -77,18 +78,18 @@ def make_run(tmp_path: Path) -> Iterator[MakeRun]:
 
     yield make
     for run in made:
-        run.close()
+        run.release()
 
 
 @contextmanager
 def running(router: CaptureRouter, run: RunCapture) -> Iterator[RunCapture]:
     """Route this context's records to ``run`` for the block, then leave and close it."""
-    token = router.enter(run)
+    token = router.enter(Routed(run))
     try:
         yield run
     finally:
         router.leave(token)
-        run.close()
+        run.release()
 
 
 def lines_of(run: RunCapture) -> list[str]:
@@ -344,7 +345,7 @@ def test_run_entering_while_another_is_active_covers_loggers_made_meanwhile(
     other = make_run(selection)
 
     def other_thread_run() -> None:
-        token = router.enter(other)
+        token = router.enter(Routed(other))
         entered.set()
         release.wait(30)
         router.leave(token)
@@ -375,7 +376,7 @@ def test_concurrent_runs_in_two_threads_never_mix(make_run: MakeRun) -> None:
 
     def work(number: int) -> None:
         try:
-            token = router.enter(runs[number])
+            token = router.enter(Routed(runs[number]))
             barrier.wait()  # both runs are active from here on
             assert router.active_runs == 2
             for line in range(300):
@@ -383,7 +384,7 @@ def test_concurrent_runs_in_two_threads_never_mix(make_run: MakeRun) -> None:
                 print(f"thread {number} printed {line}")
             barrier.wait()  # neither run leaves before both finished writing
             router.leave(token)
-            runs[number].close()
+            runs[number].release()
         except BaseException as error:  # noqa: BLE001 - reported by the main thread
             errors.append(error)
             barrier.abort()
@@ -440,20 +441,20 @@ def test_after_the_last_run_leaves_nothing_of_the_capture_remains(make_run: Make
     outer = make_run(selection)
     inner = make_run(selection)
 
-    outer_token = router.enter(outer)
+    outer_token = router.enter(Routed(outer))
     assert sys.stdout is not stdout
     assert sys.stderr is not stderr
     assert "tests.routing.kept" in loggers_holding(router.handler)
     assert "celery.task" in loggers_holding(router.handler)
-    inner_token = router.enter(inner)
+    inner_token = router.enter(Routed(inner))
     task_logger.info("inner")
     router.leave(inner_token)
     assert router.active_runs == 1
     assert router.handler in logging.getLogger().handlers  # still needed by the outer run
     logging.getLogger("tests.routing.kept").info("outer")
     router.leave(outer_token)
-    outer.close()
-    inner.close()
+    outer.release()
+    inner.release()
 
     assert router.active_runs == 0
     assert loggers_holding(router.handler) == []
@@ -479,7 +480,7 @@ def test_gzip_spool_file_is_not_left_open_after_close(tmp_path: Path) -> None:
         allows_logger=LoggerSelection(["*"]).allows,
     )
     assert str(run.path.resolve()) in open_paths()
-    run.close()
+    run.release()
     assert str(run.path.resolve()) not in open_paths()
 
 
@@ -529,18 +530,18 @@ def test_active_runs_counts_entered_runs(make_run: MakeRun) -> None:
     router = CaptureRouter(selection)
     assert router.active_runs == 0
     first, second = make_run(selection), make_run(selection)
-    first_token = router.enter(first)
+    first_token = router.enter(Routed(first))
     assert router.active_runs == 1
-    assert current_run() is first
-    second_token = router.enter(second)
+    assert current_capture() is first
+    second_token = router.enter(Routed(second))
     assert router.active_runs == 2
-    assert current_run() is second
+    assert current_capture() is second
     router.leave(second_token)
     assert router.active_runs == 1
-    assert current_run() is first
+    assert current_capture() is first
     router.leave(first_token)
     assert router.active_runs == 0
-    assert current_run() is None
+    assert current_capture() is None
 
 
 def test_leave_with_a_token_of_another_context_clears_the_run(make_run: MakeRun) -> None:
@@ -549,12 +550,12 @@ def test_leave_with_a_token_of_another_context_clears_the_run(make_run: MakeRun)
     router = CaptureRouter(selection)
     run = make_run(selection)
     tokens: list[Any] = []
-    thread = threading.Thread(target=lambda: tokens.append(router.enter(run)))
+    thread = threading.Thread(target=lambda: tokens.append(router.enter(Routed(run))))
     thread.start()
     thread.join(30)
     router.leave(tokens[0])
     assert router.active_runs == 0
-    assert current_run() is None
+    assert current_capture() is None
     assert loggers_holding(router.handler) == []
 
 
@@ -577,7 +578,7 @@ def test_compressed_run_that_goes_quiet_is_synced_to_disk_by_the_watcher(
     selection = LoggerSelection(["*"])
     router = CaptureRouter(selection)
     run = make_run(selection, compress_level=6)
-    token = router.enter(run)
+    token = router.enter(Routed(run))
     try:
         logging.getLogger("tests.routing.quiet").warning("last words")
         deadline = time.monotonic() + 5
@@ -589,7 +590,7 @@ def test_compressed_run_that_goes_quiet_is_synced_to_disk_by_the_watcher(
         assert any(t.name == "celery-parselog-watcher" for t in threading.enumerate())
     finally:
         router.leave(token)
-        run.close()
+        run.release()
     # The watcher outlives the last run by its linger, then ends on its own.
     deadline = time.monotonic() + 5
     while any(t.name == "celery-parselog-watcher" for t in threading.enumerate()):
@@ -606,10 +607,10 @@ def test_back_to_back_runs_share_one_watcher_and_close_stops_it(make_run: MakeRu
         return [t for t in threading.enumerate() if t.name == "celery-parselog-watcher"]
 
     first = make_run(selection)
-    router.leave(router.enter(first))
+    router.leave(router.enter(Routed(first)))
     (watcher,) = watchers()
     second = make_run(selection)
-    router.leave(router.enter(second))
+    router.leave(router.enter(Routed(second)))
     assert watchers() == [watcher]
     router.close()
     assert not watcher.is_alive()
@@ -620,7 +621,7 @@ def test_handler_comes_back_after_a_task_reconfigures_logging(make_run: MakeRun)
     selection = LoggerSelection(["*"])
     router = CaptureRouter(selection)
     run = make_run(selection)
-    token = router.enter(run)
+    token = router.enter(Routed(run))
     try:
         logging.config.dictConfig(
             {"version": 1, "disable_existing_loggers": False, "root": {"handlers": []}}

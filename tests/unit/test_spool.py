@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +15,18 @@ import pytest
 
 from celery_parselog.spool import (
     MANIFEST_SUFFIX,
+    SpoolFolderError,
+    checkpoint_copy_path,
+    clean_stale_files,
+    create_private,
+    create_spool_file,
+    folder_problem,
+    forget_descriptor,
     lock_exclusive,
     manifest_path,
+    prepare_folder,
     read_manifest,
+    recovery_copy_path,
     write_manifest,
 )
 
@@ -218,3 +229,128 @@ def test_waiting_for_the_lock_returns_once_the_holder_lets_go(
         os.close(first)
         waiter.join(10)
     assert results == [True]
+
+
+# -- cleaning -----------------------------------------------------------------------------
+
+
+def test_stale_checkpoint_and_recovery_copies_are_cleaned(tmp_path: Path) -> None:
+    """Working copies a killed process left (checkpoint, recovery, manifest) go once stale;
+    fresh ones and spool files stay."""
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    log = folder / f"{TASK_ID}-1-abcd1234.log.gz"
+    log.touch()
+    stale = [
+        checkpoint_copy_path(log),
+        recovery_copy_path(log),
+        folder / ".manifest-0123456789ab",
+        folder / f"gone-1-ffff0000.log.gz{MANIFEST_SUFFIX}",
+        folder / "gone-1-ffff0000.log.gz.tail-1",
+    ]
+    long_ago = time.time() - 3600
+    for path in stale:
+        path.touch()
+        os.utime(path, (long_ago, long_ago))
+    fresh = folder / f".checkpoint-{TASK_ID}-2-abcd1234.log.gz"
+    fresh.touch()
+    assert clean_stale_files(folder) == len(stale)
+    assert sorted(folder.iterdir()) == sorted([log, fresh])
+
+
+# -- the folder and its files ---------------------------------------------------------------
+
+
+def test_new_folder_is_made_private(tmp_path: Path) -> None:
+    """A spool folder that does not exist yet is created with mode 0700."""
+    folder = tmp_path / "made" / "spool"
+    descriptor, path = create_spool_file(folder, TASK_ID, 1, compressed=True)
+    os.close(descriptor)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_world_writable_folder_is_refused_by_name(tmp_path: Path) -> None:
+    """A folder others may write in (a pre-created 0777 one) is refused, naming it."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(0o777)
+    with pytest.raises(SpoolFolderError, match=str(folder)):
+        create_spool_file(folder, TASK_ID, 1, compressed=True)
+    assert list(folder.iterdir()) == []
+
+
+def test_folder_of_another_user_is_refused(tmp_path: Path) -> None:
+    """A folder owned by another uid is refused, even when nobody else may write in it."""
+    if os.geteuid() != 0:
+        pytest.skip("changing a folder's owner needs root")  # CI runs as root
+    folder = tmp_path / "theirs"
+    folder.mkdir(mode=0o700)
+    os.chown(folder, 65534, 65534)
+    assert folder_problem(folder) is not None
+    with pytest.raises(SpoolFolderError, match="uid 65534"):
+        prepare_folder(folder)
+
+
+def test_symlinked_folder_is_refused(tmp_path: Path) -> None:
+    """A link standing where the folder should be is not followed."""
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with pytest.raises(SpoolFolderError, match="not a folder"):
+        prepare_folder(link)
+
+
+def test_working_file_planted_as_a_symlink_is_not_followed(tmp_path: Path) -> None:
+    """create_private replaces a planted link by a new private file; the target is untouched."""
+    folder = tmp_path / "spool"
+    folder.mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    planted = folder / ".recovering-x.log.gz"
+    planted.symlink_to(victim)
+    descriptor = create_private(planted)
+    os.write(descriptor, b"copy")
+    os.close(descriptor)
+    assert victim.read_text() == "keep me"
+    assert not planted.is_symlink()
+    assert stat.S_IMODE(planted.stat().st_mode) == 0o600
+
+
+def test_read_manifest_does_not_follow_a_link(tmp_path: Path) -> None:
+    """A manifest that is a link (to any file) is not read."""
+    folder = tmp_path / "spool"
+    folder.mkdir(mode=0o700)
+    target = tmp_path / "elsewhere.json"
+    target.write_text('{"key": "x"}')
+    manifest = folder / "a-1-abc.log.json"
+    manifest.symlink_to(target)
+    with pytest.raises(OSError):
+        read_manifest(manifest)
+
+
+def test_forked_child_does_not_keep_a_spool_file_locked(tmp_path: Path) -> None:
+    """A process forked while a spool file is held does not inherit its lock: once the parent
+    lets go, the file can be locked although the child still lives."""
+    descriptor, path = create_spool_file(tmp_path / "spool", TASK_ID, 1, compressed=False)
+    ready, told = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child only says it is running, then waits
+        os.write(told, b"x")
+        time.sleep(3)
+        os._exit(0)
+    os.close(told)
+    try:
+        assert os.read(ready, 1) == b"x"  # the child is past its fork hooks
+        forget_descriptor(descriptor)
+        os.close(descriptor)
+        other = os.open(path, os.O_RDONLY)
+        try:
+            assert lock_exclusive(other, wait=False)
+        finally:
+            os.close(other)
+    finally:
+        os.close(ready)
+        os.kill(child, 9)
+        os.waitpid(child, 0)

@@ -14,9 +14,9 @@ from django.core.files.storage import storages
 
 from celery_parselog.capture import RunCapture
 from celery_parselog.formatting import build_formatter
-from celery_parselog.recovery import CUT_MARKER, INCOMPLETE_TRAILER, recover_spool
-from celery_parselog.spool import write_manifest
-from celery_parselog.tail import tail_paths
+from celery_parselog.recovery import recover_spool
+from celery_parselog.spool import tail_paths, write_manifest
+from tests.notes import CUT_MARKER, INCOMPLETE_TRAILER
 
 MARKER = re.compile(
     r"^-- (\d+) records \((\d+) bytes\) left out here: "
@@ -126,14 +126,20 @@ def _killed_mid_run(spool_dir: Path, key: str) -> None:
 
 def test_recovery_of_a_capped_killed_run_keeps_head_and_tail(tmp_path: Path) -> None:
     """A capped run killed mid-way is recovered as head, cut marker, tail and trailer."""
-    key = "tests/tail/killed.log"
+    key = "tests/tail/tail-task-1.log"
     child = multiprocessing.get_context("fork").Process(
         target=_killed_mid_run, args=(tmp_path, key)
     )
     child.start()
     child.join(30)
     assert child.exitcode == 0
-    report = recover_spool(tmp_path, storage="default", attempts=1, backoff=0)
+    report = recover_spool(
+        tmp_path,
+        storage="default",
+        attempts=1,
+        backoff=0,
+        key_template="tests/tail/{task_id}-{attempt}.log",
+    )
     assert report.stored == [key]
     with storages["default"].open(key, "rb") as stored:
         lines = stored.read().decode().splitlines()

@@ -11,6 +11,7 @@ from celery_parselog import carry_context
 from celery_parselog.capture import RunCapture
 from celery_parselog.formatting import build_formatter
 from celery_parselog.routing import CaptureRouter, LoggerSelection
+from tests.unit.routed import Routed
 
 logger = logging.getLogger("tests.threads")
 
@@ -41,7 +42,7 @@ def test_wrapped_thread_and_executor_work_is_captured_plain_threads_are_not(
     selection = LoggerSelection(["*"])
     router = CaptureRouter(selection)
     run = make_run(tmp_path, selection)
-    token = router.enter(run)
+    token = router.enter(Routed(run))
     try:
         plain = threading.Thread(target=work, args=("a plain thread",))
         plain.start()
@@ -53,7 +54,7 @@ def test_wrapped_thread_and_executor_work_is_captured_plain_threads_are_not(
             results = list(pool.map(carry_context(work), [f"executor {n}" for n in range(8)]))
     finally:
         router.leave(token)
-        run.close()
+        run.release()
     assert results == [f"executor {n}" for n in range(8)]
     lines = run.path.read_text().splitlines()
     assert "from a plain thread" not in lines

@@ -1,0 +1,117 @@
+"""Delivering a finished spool file: store it, publish its entry, record its row, tidy up.
+
+The one path every log takes to storage, whether its run just ended (``task_postrun``)
+or recovery found it left behind. The steps keep their order because readers rely on
+it: the result's entry is published before the row is saved and ``log_uploaded`` is
+sent, so a receiver of the signal can already read :func:`~celery_parselog.log_info`;
+the spool file goes only once the storage confirmed the object. Nothing here raises
+except what the caller must know: every step after the upload is best effort.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from celery.backends.base import Backend
+
+from celery_parselog.entry import RunEntry, Status
+from celery_parselog.metadata import publish
+from celery_parselog.records import record_finished, record_recovered
+from celery_parselog.spool import remove_run_files, write_manifest
+from celery_parselog.storage import UploadError, store_log
+
+__all__ = ["HOSTNAME", "Destination", "deliver", "save_manifest"]
+
+logger = logging.getLogger("celery_parselog")
+
+HOSTNAME = socket.gethostname()
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where logs go and how hard to try: the storage alias from the settings, never from
+    a manifest."""
+
+    storage: str
+    attempts: int
+    backoff: float
+
+
+def save_manifest(spool: Path, entry: RunEntry, *, hostname: str = HOSTNAME) -> None:
+    """Keep a spool file's manifest current; without one, recovery still finds the log by name."""
+    try:
+        write_manifest(spool, entry.to_manifest(hostname=hostname, pid=os.getpid()))
+    except OSError as error:
+        logger.warning("Could not write the manifest of %s: %s", spool, error)
+
+
+def deliver(
+    spool: Path,
+    entry: RunEntry,
+    *,
+    destination: Destination,
+    backend: Backend | None,
+    upload: Path | None = None,
+    replace: bool = False,
+    first_error: str | None = None,
+    recovered: bool = False,
+    hostname: str = HOSTNAME,
+) -> RunEntry:
+    """Store ``upload`` (the spool file itself unless given) under ``entry.key``, then publish,
+    record and clean up. Returns the final entry: ``stored``, or ``failed`` with the
+    error, in which case the spool file and its manifest stay for the next sweep.
+    """
+    try:
+        stored = store_log(
+            upload or spool,
+            entry.key,
+            alias=destination.storage,
+            attempts=destination.attempts,
+            backoff=destination.backoff,
+            replace=replace,
+        )
+    except UploadError as error:
+        final = entry.replace(status=Status.FAILED, error=str(error), spool=str(spool))
+        save_manifest(spool, final, hostname=hostname)
+        logger.error(
+            "The log of %s[%s] could not be stored and stays at %s: %s",
+            entry.task_name or "task",
+            entry.task_id,
+            spool,
+            error,
+        )
+    else:
+        final = entry.replace(
+            status=Status.STORED,
+            key=stored.key,
+            uri=stored.uri,
+            bytes=stored.bytes,
+            sha256=stored.sha256,
+            error=None,
+            spool=None,
+        )
+    if recovered and not final.stored:
+        return final  # the entry and the row still say what they said; the next sweep retries
+    if backend is not None:
+        try:
+            publish(backend, final)
+        except Exception:
+            logger.warning(
+                "Could not record the log %s of %s[%s] on its result",
+                final.key,
+                final.task_name or "task",
+                final.task_id,
+                exc_info=True,
+            )
+    # After publishing, so receivers of log_uploaded can already read log_info().
+    if recovered:
+        record_recovered(final, hostname=hostname)
+    else:
+        record_finished(final, first_error=first_error)
+    if final.stored:
+        remove_run_files(spool)
+    return final
