@@ -20,7 +20,7 @@ from celery.backends.base import Backend
 
 from celery_parselog.entry import RunEntry, Status
 from celery_parselog.metadata import publish
-from celery_parselog.records import record_finished, record_recovered
+from celery_parselog.records import finish_row, record_recovered
 from celery_parselog.spool import remove_run_files, write_manifest
 from celery_parselog.storage import UploadError, store_log
 
@@ -111,7 +111,7 @@ def deliver(
     if recovered:
         record_recovered(final, hostname=hostname)
     else:
-        record_finished(final, first_error=first_error)
+        finish_row(final, first_error=first_error)
     if final.stored:
         remove_run_files(spool)
     return final

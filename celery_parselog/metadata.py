@@ -96,21 +96,69 @@ def publish(backend: Backend, entry: RunEntry) -> None:
 def _publish_key_value(backend: BaseKeyValueStoreBackend, entry: RunEntry) -> None:
     task_id = entry.task_id
     key = backend.get_key_for_task(task_id)
-    raw = backend.get(key)
-    own = backend.get(_own_key(task_id))
+    own_key = _own_key(task_id)
+    raw, own = _get_both(backend, key, own_key)
     own_entry = backend.decode(own) if own else None
+    writes: dict[Any, Any] = {}
+    deletes = []
     if raw:
         meta = backend.decode(raw)
         current = meta.get(ENTRY) if isinstance(meta, Mapping) else None
         # The key of its own may hold a later run that has only started (a retry).
         if _later(current, entry) and _later(own_entry, entry):
             meta[ENTRY] = entry.to_wire()
-            backend.set(key, backend.encode(meta))
+            writes[key] = backend.encode(meta)
         if own and _later(own_entry, entry):
-            backend.delete(_own_key(task_id))
+            deletes.append(own_key)
     elif _later(own_entry, entry):
         # A task that ignores its result: the key of its own is the entry's only home.
-        backend.set(_own_key(task_id), backend.encode(entry.to_wire()))
+        writes[own_key] = backend.encode(entry.to_wire())
+    _write(backend, writes, deletes)
+
+
+def _get_both(backend: BaseKeyValueStoreBackend, first: Any, second: Any) -> tuple[Any, Any]:
+    """Two keys in one request. Backends answer ``mget`` with a list (Redis) or a mapping
+    of the keys found (memcached and the other caches)."""
+    values = backend.mget([first, second])
+    if isinstance(values, Mapping):
+        return _lookup(values, first), _lookup(values, second)
+    found = list(values)
+    return found[0], found[1]
+
+
+def _lookup(values: Mapping[Any, Any], key: Any) -> Any:
+    if key in values:
+        return values[key]
+    other = key.decode() if isinstance(key, bytes) else key.encode()
+    return values.get(other)
+
+
+def _write(
+    backend: BaseKeyValueStoreBackend, writes: Mapping[Any, Any], deletes: list[str]
+) -> None:
+    """Set and delete keys; on Redis in one round trip, and without re-publishing the result.
+
+    ``RedisBackend.set`` also PUBLISHes the value on the key's channel, which would send
+    the whole result again to every client waiting on it; the entry is read by polling
+    (:func:`log_info`), so the extra message is pure cost.
+    """
+    client = getattr(backend, "client", None)
+    if type(backend).__module__ == "celery.backends.redis" and client is not None:
+        expires = getattr(backend, "expires", None)
+        with client.pipeline() as pipe:
+            for name, value in writes.items():
+                if expires:
+                    pipe.setex(name, expires, value)
+                else:
+                    pipe.set(name, value)
+            for name in deletes:
+                pipe.delete(name)
+            pipe.execute()
+        return
+    for name, value in writes.items():
+        backend.set(name, value)
+    for name in deletes:
+        backend.delete(name)
 
 
 def settle_entry(backend: Backend, task_id: str) -> None:
@@ -142,18 +190,24 @@ def _publish_django_db(backend: Any, entry: RunEntry) -> None:
 
 
 def read_entry(backend: Backend, task_id: str) -> RunEntry | None:
-    """The latest entry of a task, wherever it is kept; ``None`` when it has none."""
-    meta = backend.get_task_meta(task_id, cache=False)
-    found = meta.get(ENTRY) if isinstance(meta, Mapping) else None
-    entry = RunEntry.from_wire(found) if isinstance(found, Mapping) else None
+    """The latest entry of a task, wherever it is kept; ``None`` when it has none.
+
+    On key-value backends the result and the key of its own are read in one request.
+    """
     if isinstance(backend, BaseKeyValueStoreBackend):
-        raw = backend.get(_own_key(task_id))
-        own = backend.decode(raw) if raw else None
-        if isinstance(own, Mapping):
-            own_entry = RunEntry.from_wire(own)
-            if entry is None or own_entry.order > entry.order:
-                entry = own_entry
-    return entry
+        raw, own = _get_both(backend, backend.get_key_for_task(task_id), _own_key(task_id))
+        meta = backend.decode(raw) if raw else None
+        kept = backend.decode(own) if own else None
+        entries = [
+            RunEntry.from_wire(data)
+            for data in (meta.get(ENTRY) if isinstance(meta, Mapping) else None, kept)
+            if isinstance(data, Mapping)
+        ]
+        # The result's entry comes first, so it wins a tie with the key of its own.
+        return max(entries, key=lambda entry: entry.order, default=None)
+    meta = backend.get_task_meta(task_id, cache=False)
+    found_entry = meta.get(ENTRY) if isinstance(meta, Mapping) else None
+    return RunEntry.from_wire(found_entry) if isinstance(found_entry, Mapping) else None
 
 
 def log_info(

@@ -38,7 +38,7 @@ from celery_parselog.keys import (
     with_delivery,
 )
 from celery_parselog.metadata import mark_checkpoint, mark_pending, read_entry
-from celery_parselog.records import record_started
+from celery_parselog.records import start_row
 from celery_parselog.redaction import Redactor
 from celery_parselog.routing import LoggerSelection
 from celery_parselog.selection import TaskSelector
@@ -191,7 +191,7 @@ class Run:
         )
         save_manifest(capture.path, entry)
         # Before routing starts, so the database's own log lines stay out of the run.
-        record_started(entry, hostname=HOSTNAME, arguments=arguments, args=args, kwargs=kwargs)
+        start_row(entry, hostname=HOSTNAME, arguments=arguments, args=args, kwargs=kwargs)
         try:
             mark_pending(task, entry)
         except Exception:

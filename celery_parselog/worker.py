@@ -14,9 +14,10 @@ from typing import Any
 
 from billiard.exceptions import TimeLimitExceeded, WorkerLostError
 from celery import Celery
-from celery.signals import task_failure, task_revoked
+from celery.signals import task_failure, task_revoked, worker_process_shutdown
 from click import Option
 
+from celery_parselog import records
 from celery_parselog.conf import ParselogSettings, SettingError
 from celery_parselog.metadata import settle_entry
 from celery_parselog.receivers import CaptureConfig, CaptureReceivers
@@ -79,9 +80,23 @@ def disable() -> None:
     """Stop capturing in this process: disconnect the receivers, stop recovery, forget both."""
     global _receivers
     stop_recovery()
+    records.flush_rows()
+    records.write_rows_in_background(False)
+    worker_process_shutdown.disconnect(dispatch_uid="celery_parselog.rows")
     if _receivers is not None:
         _receivers.disconnect()
         _receivers = None
+
+
+def _write_rows_in_background() -> None:
+    """Workers write run records from a thread of their own (see records.RowWriter), and
+    finish writing them before a pool child exits."""
+    records.write_rows_in_background()
+    worker_process_shutdown.connect(_flush_rows, weak=False, dispatch_uid="celery_parselog.rows")
+
+
+def _flush_rows(**_: Any) -> None:
+    records.flush_rows()
 
 
 def start_recovery(backend: Any) -> RecoverySweeper | None:
@@ -136,8 +151,10 @@ def _on_task_revoked(sender: Any = None, terminated: bool = False, **_: Any) -> 
 
 
 def on_worker_shutdown(**_: Any) -> None:
-    """Receiver of ``worker_shutdown``: stop the sweeper before the process exits."""
+    """Receiver of ``worker_shutdown``: stop the sweeper and write pending rows before the
+    process exits."""
     stop_recovery()
+    records.flush_rows()
 
 
 def on_worker_init(sender: Any = None, **_: Any) -> None:
@@ -150,6 +167,7 @@ def on_worker_init(sender: Any = None, **_: Any) -> None:
             return
         patterns = ParselogSettings().tasks
         enable()
+        _write_rows_in_background()
     except SettingError as error:
         # Signal receivers cannot stop a worker from starting (Celery logs and
         # ignores their exceptions), so say loudly why nothing will be captured.

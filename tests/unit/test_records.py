@@ -473,3 +473,58 @@ def test_recovery_tidies_old_connections_outside_transactions() -> None:
         with mock.patch.object(records, "_in_transaction", return_value=False):
             assert record_recovered(final_entry(TASK_ID)) is not None
         assert tidy.call_count == 1
+
+
+# -- the background writer ------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_background_writer_writes_a_short_run_as_one_insert(
+    uploaded: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose start and end reach the writer together is written once, complete, and
+    log_uploaded is sent with the saved row."""
+    from celery_parselog.entry import RunEntry
+
+    started_writes: list[str] = []
+    monkeypatch.setattr(records, "_save_start", lambda entry, fields: started_writes.append(""))
+    writer = records.RowWriter()
+    start = RunEntry.from_wire({**pending_entry(TASK_ID), "task_name": "tests.parse"})
+    fields = records.start_fields(
+        start, hostname="worker-1", arguments={"data_file_id": 7}, args=[7], kwargs={}
+    )
+    assert fields is not None
+    writer.started(start, fields)
+    writer.finished(RunEntry.from_wire({**final_entry(TASK_ID), "task_name": "tests.parse"}), "E")
+    writer.start()
+    assert writer.flush(10)
+    assert started_writes == []
+    row = TaskLog.objects.get(task_id=TASK_ID)
+    assert (row.hostname, row.state, row.upload_status, row.first_error) == (
+        "worker-1",
+        "succeeded",
+        "stored",
+        "E",
+    )
+    assert [sent["task_log"].pk for sent in uploaded] == [row.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_background_writer_shows_a_running_run_before_it_ends() -> None:
+    """A start that reaches the writer alone is written at once: the admin sees the run."""
+    from celery_parselog.entry import RunEntry
+
+    records.write_rows_in_background()
+    try:
+        entry = RunEntry.from_wire({**pending_entry(TASK_ID), "task_name": "tests.parse"})
+        records.start_row(entry, hostname="worker-1", arguments={}, args=[], kwargs={})
+        assert records.flush_rows(10)
+        assert TaskLog.objects.get(task_id=TASK_ID).state == "running"
+        records.finish_row(
+            RunEntry.from_wire({**final_entry(TASK_ID), "task_name": "tests.parse"}),
+            first_error=None,
+        )
+        assert records.flush_rows(10)
+        assert TaskLog.objects.get(task_id=TASK_ID).state == "succeeded"
+    finally:
+        records.write_rows_in_background(False)
