@@ -121,8 +121,10 @@ def project_tasks() -> tuple[dict[str, Callable[..., Any]] | None, list[checks.C
     """The run functions of the project's tasks by name, loaded as a worker loads them.
 
     Returns ``None`` and a message when they cannot be known. Inside a worker, whose
-    loader is importing the modules at that very moment, the registry is taken as it
-    is: the worker checks the full registry itself once it is set up.
+    loader is importing the task modules at that very moment (Celery's Django fixup
+    runs the system checks from there), nothing is loaded or read: the registry is
+    not complete yet, and the worker checks the full registry itself once it is set
+    up (:func:`celery_parselog.worker.on_worker_setup`).
     """
     app = _project_app()
     if app is None:
@@ -136,10 +138,11 @@ def project_tasks() -> tuple[dict[str, Callable[..., Any]] | None, list[checks.C
                 obj=PREFIX + "TASKS",
             )
         ]
+    if app.loader.worker_initialized:
+        return None, []
     try:
-        if not app.loader.worker_initialized:
-            with _loading_tasks():
-                app.loader.import_default_modules()
+        with _loading_tasks():
+            app.loader.import_default_modules()
         return run_functions(app), []
     except Exception as error:  # noqa: BLE001 - reported as a check, the check must not crash
         return None, [

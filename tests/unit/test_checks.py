@@ -715,3 +715,17 @@ def test_e012_subject_field_missing_from_selected_task() -> None:
     assert message.obj == "CELERY_PARSELOG_SUBJECT"
     assert "pth" in message.msg
     assert "'tests.parse'" in message.msg
+
+
+def test_inside_a_starting_worker_the_tasks_are_left_to_the_worker(
+    autodiscovering_app: Celery,
+) -> None:
+    """While a worker's loader imports the tasks, check neither imports nor reads them."""
+    autodiscovering_app.loader.worker_initialized = True
+    with override_settings(**MISTAKES):
+        messages = check_settings()
+    assert "tests.unit.checkproj.tasks" not in sys.modules
+    assert not autodiscovering_app.finalized  # type: ignore[attr-defined]
+    assert not {"celery_parselog.E002", "celery_parselog.E012", "celery_parselog.W002"} & {
+        str(m.id) for m in messages
+    }
