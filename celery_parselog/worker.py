@@ -3,8 +3,10 @@
 Capture starts from Celery's ``worker_init`` signal, which only a worker sends
 (web processes, shells, beat and clients never do). It decides from the worker's
 ``--parselog``/``--no-parselog`` option when one was given, and from
-``CELERY_PARSELOG_ENABLED`` otherwise. Prefork children inherit the receivers
-when they are forked from the main process.
+``CELERY_PARSELOG_ENABLED`` otherwise, from one validated snapshot of the
+settings. Prefork children inherit the receivers when they are forked from the main
+process. What was decided is logged at ``celeryd_after_setup``, once the worker's
+logging exists; a worker asked to capture with wrong settings stops there.
 """
 
 from __future__ import annotations
