@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from celery.signals import worker_init, worker_ready, worker_shutdown
+from celery.signals import celeryd_after_setup, worker_init, worker_ready, worker_shutdown
 from django.apps import AppConfig
 
 __all__ = ["CeleryParselogConfig"]
@@ -20,6 +20,11 @@ class CeleryParselogConfig(AppConfig):
         # Strong reference and a fixed uid: connected once however often ready() runs.
         worker_init.connect(
             worker.on_worker_init, weak=False, dispatch_uid="celery_parselog.worker_init"
+        )
+        # Sent once the worker's logging is set up, before its banner: where it says
+        # what capture does, or refuses to start.
+        celeryd_after_setup.connect(
+            worker.on_worker_setup, weak=False, dispatch_uid="celery_parselog.worker_setup"
         )
         worker_ready.connect(
             worker.on_worker_ready, weak=False, dispatch_uid="celery_parselog.worker_ready"

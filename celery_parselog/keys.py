@@ -22,6 +22,7 @@ __all__ = [
     "KeyContext",
     "KeyRenderError",
     "bind_arguments",
+    "field_bases",
     "normalize_key",
     "render_key",
     "sanitize_component",
@@ -112,6 +113,14 @@ def template_fields(template: str) -> list[str]:
         if name is not None:
             names.append(name)
     return names
+
+
+def field_bases(template: str) -> set[str]:
+    """The names a template needs from a run: ``{path.name}`` and ``{path[0]}`` need ``path``.
+
+    Raises ``ValueError`` if the template is malformed.
+    """
+    return {name.split(".")[0].split("[")[0] for name in template_fields(template)}
 
 
 def bind_arguments(

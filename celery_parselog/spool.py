@@ -187,7 +187,7 @@ def folder_problem(spool_dir: Path) -> str | None:
     """
     try:
         status = os.lstat(spool_dir)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     if not stat.S_ISDIR(status.st_mode):
         return f"{spool_dir} is not a folder (a link or a file stands there)"

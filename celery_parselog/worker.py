@@ -3,25 +3,32 @@
 Capture starts from Celery's ``worker_init`` signal, which only a worker sends
 (web processes, shells, beat and clients never do). It decides from the worker's
 ``--parselog``/``--no-parselog`` option when one was given, and from
-``CELERY_PARSELOG_ENABLED`` otherwise. Prefork children inherit the receivers
-when they are forked from the main process.
+``CELERY_PARSELOG_ENABLED`` otherwise, from one validated snapshot of the
+settings. Prefork children inherit the receivers when they are forked from the main
+process. What was decided is logged at ``celeryd_after_setup``, once the worker's
+logging exists; a worker asked to capture with wrong settings stops there.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from os import EX_CONFIG
 from typing import Any
 
 from billiard.exceptions import TimeLimitExceeded, WorkerLostError
 from celery import Celery
 from celery.signals import task_failure, task_revoked, worker_process_shutdown
 from click import Option
+from django.core.files.storage import storages
 
 from celery_parselog import records
-from celery_parselog.conf import ParselogSettings, SettingError
+from celery_parselog.conf import InvalidSettings, ParselogSettings, SettingError
 from celery_parselog.metadata import settle_entry
 from celery_parselog.receivers import CaptureConfig, CaptureReceivers
 from celery_parselog.recovery import RecoverySweeper
+from celery_parselog.selection import TaskSelector
 
 __all__ = [
     "active_receivers",
@@ -30,6 +37,7 @@ __all__ = [
     "install",
     "on_worker_init",
     "on_worker_ready",
+    "on_worker_setup",
     "on_worker_shutdown",
     "start_recovery",
     "stop_recovery",
@@ -78,7 +86,8 @@ def enable(config: CaptureConfig | None = None) -> CaptureReceivers:
 
 def disable() -> None:
     """Stop capturing in this process: disconnect the receivers, stop recovery, forget both."""
-    global _receivers
+    global _receivers, _startup
+    _startup = None
     stop_recovery()
     records.flush_rows()
     records.write_rows_in_background(False)
@@ -157,44 +166,117 @@ def on_worker_shutdown(**_: Any) -> None:
     records.flush_rows()
 
 
+@dataclass(frozen=True)
+class _Startup:
+    """What worker_init decided, kept until logging is set up and it can be said."""
+
+    snapshot: ParselogSettings | None
+    errors: tuple[SettingError, ...]
+
+
+_startup: _Startup | None = None
+
+
 def on_worker_init(sender: Any = None, **_: Any) -> None:
-    """Receiver of ``worker_init``: decide whether this worker captures, and start if so."""
+    """Receiver of ``worker_init``: decide whether this worker captures, and start if so.
+
+    Nothing is logged here: Celery sets up the worker's logging after this signal, so
+    a line logged now would be lost. What was decided is said by
+    :func:`on_worker_setup`.
+    """
+    global _startup
     options = getattr(sender, "options", None) or {}
     flag = options.get(OPTION)
-    try:
-        wanted = ParselogSettings().enabled if flag is None else bool(flag)
-        if not wanted:
-            return
-        patterns = ParselogSettings().tasks
-        enable()
-        _write_rows_in_background()
-    except SettingError as error:
-        # Signal receivers cannot stop a worker from starting (Celery logs and
-        # ignores their exceptions), so say loudly why nothing will be captured.
-        logger.error("celery-parselog is off in this worker: %s", error)
+    _startup = None
+    if flag is None:
+        try:
+            wanted = ParselogSettings().enabled
+        except SettingError:
+            wanted = True  # asked for, with a value that is not a boolean: say so below
+    else:
+        wanted = bool(flag)
+    if not wanted:
         return
-    logger.info(
-        "celery-parselog captures tasks matching %s in this worker",
-        ", ".join(patterns) or "nothing (CELERY_PARSELOG_TASKS is empty)",
+    try:
+        snapshot = ParselogSettings().snapshot()
+        enable(CaptureConfig.from_settings(snapshot))
+    except InvalidSettings as error:
+        _startup = _Startup(None, error.errors)
+        return
+    _write_rows_in_background()
+    _startup = _Startup(snapshot, ())
+
+
+def on_worker_setup(sender: Any = None, instance: Any = None, **_: Any) -> None:
+    """Receiver of ``celeryd_after_setup``: say in the worker's log what capture does.
+
+    Celery sends it once the worker's logging is set up and its tasks are imported,
+    before the banner and before any task is received. With capture asked for and a
+    setting that is wrong, each problem is logged as an ERROR with its check id and
+    hint, and the worker refuses to start (exit status 78, ``EX_CONFIG``): a worker
+    running its tasks without their logs is the failure this package exists to
+    prevent, and a worker that does not start is noticed at once.
+    """
+    from celery_parselog.checks import registered_task_problems, run_functions, setting_message
+
+    startup = _startup
+    if startup is None:
+        return
+    problems = [setting_message(error) for error in startup.errors]
+    snapshot = startup.snapshot
+    app = getattr(instance, "app", None)
+    registered = run_functions(app) if app is not None else {}
+    if snapshot is not None:
+        problems.extend(
+            registered_task_problems(
+                registered, snapshot.tasks, snapshot.key, subject=snapshot.subject
+            )
+        )
+    for problem in problems:
+        level = logging.ERROR if problem.is_serious() else logging.WARNING
+        logger.log(level, "%s [%s] %s", problem.msg, problem.id, problem.hint)
+    if snapshot is None or any(problem.is_serious() for problem in problems):
+        disable()
+        logger.critical(
+            "celery-parselog: this worker does not start, because capture is on "
+            "(CELERY_PARSELOG_ENABLED or --parselog) and the settings above are wrong. "
+            "Fix them (python manage.py check lists them all), or turn capture off "
+            "for this worker with --no-parselog."
+        )
+        raise SystemExit(EX_CONFIG)
+    _log_capture_on(snapshot, registered)
+
+
+def _log_capture_on(settings: ParselogSettings, registered: Mapping[str, object]) -> None:
+    selector = TaskSelector(settings.tasks)
+    captured = sorted(name for name in registered if selector.matches(name))
+    key = settings.key
+    backend = type(storages[settings.storage])
+    root_level = logging.getLogger().getEffectiveLevel()
+    hidden = root_level > settings.level
+    logger.log(
+        logging.WARNING if hidden else logging.INFO,
+        "celery-parselog captures in this worker: tasks %s (CELERY_PARSELOG_TASKS %s); "
+        "storage %r (%s); key %s; spool folder %s%s",
+        ", ".join(captured) or "none yet",
+        ", ".join(settings.tasks) or "is empty",
+        settings.storage,
+        f"{backend.__module__}.{backend.__qualname__}",
+        key if isinstance(key, str) else f"from {key.__module__}.{key.__qualname__}",
+        settings.spool_dir,
+        f"; but the worker's log level ({logging.getLevelName(root_level)}) drops records "
+        f"below it before capture sees them: start it with --loglevel "
+        f"{logging.getLevelName(settings.level)}"
+        if hidden
+        else "",
     )
 
 
 def on_worker_ready(sender: Any = None, **_: Any) -> None:
-    """Receiver of ``worker_ready``: start recovery, and report what only a worker can see.
+    """Receiver of ``worker_ready``: start recovery in the main process.
 
-    The first sweep stores what a previous life of this worker left behind. Outside
-    a worker the project's task modules are usually not imported yet, so a pattern
-    that matches nothing, or a key field a task lacks, is reported here.
+    The first sweep stores what a previous life of this worker left behind.
     """
     if _receivers is None or sender is None:
         return
-    from celery_parselog.checks import registered_task_problems
-
     start_recovery(sender.app.backend)
-    settings = ParselogSettings()
-    registered = {
-        name: task.run for name, task in sender.app.tasks.items() if not name.startswith("celery.")
-    }
-    for problem in registered_task_problems(registered, settings.tasks, settings.key):
-        level = logging.ERROR if problem.is_serious() else logging.WARNING
-        logger.log(level, "%s (%s) %s", problem.msg, problem.id, problem.hint)

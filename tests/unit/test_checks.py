@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,9 @@ from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from celery_parselog.checks import check_settings, registered_task_problems
-from celery_parselog.conf import DEFAULT_KEY, PREFIX
+from celery_parselog.conf import DEFAULT_KEY, PREFIX, SPECS
 
-ERROR_IDS = {f"celery_parselog.E00{n}" for n in range(1, 10)}
+ERROR_IDS = {f"celery_parselog.E{n:03}" for n in range(1, 14)}
 
 
 def _parse(path: str, customer: str = "acme") -> None:
@@ -92,9 +93,10 @@ def test_default_settings_have_no_problems() -> None:
 
 
 @pytest.mark.usefixtures("app_without_tests_tasks")
-def test_default_settings_have_no_problems_without_tests_tasks() -> None:
-    """Without any tests.* task registered the defaults still give nothing: W002 is the worker's."""
-    assert check_settings() == []
+def test_default_settings_without_tests_tasks_warn_at_check_time() -> None:
+    """Without any tests.* task registered, check itself says TASKS matches nothing (W002)."""
+    message = only(check_settings(), "celery_parselog.W002")
+    assert message.msg == "CELERY_PARSELOG_TASKS: 'tests.*' matches no registered task."
 
 
 # -- E001 ----------------------------------------------------------------------------
@@ -357,6 +359,26 @@ def test_e009_spool_dir_is_a_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("celery_app")
+def test_e014_spool_dir_others_may_write_in(tmp_path: Path) -> None:
+    """A SPOOL_DIR another user could write in (a pre-created 0777 folder) is E014, naming it."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    message = only(run_checks(CELERY_PARSELOG_SPOOL_DIR=shared), "celery_parselog.E014")
+    assert str(shared) in str(message.msg)
+
+
+@pytest.mark.usefixtures("celery_app")
+def test_e014_spool_dir_that_is_a_link(tmp_path: Path) -> None:
+    """A SPOOL_DIR that is a link to a folder is E014: it is not followed."""
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    only(run_checks(CELERY_PARSELOG_SPOOL_DIR=link), "celery_parselog.E014")
+
+
+@pytest.mark.usefixtures("celery_app")
 def test_spool_dir_creatable_or_existing_passes(tmp_path: Path) -> None:
     """An existing folder, or one that can be created below one, gives no message."""
     assert run_checks(CELERY_PARSELOG_SPOOL_DIR=tmp_path) == []
@@ -456,9 +478,12 @@ def test_registered_task_problems_skip_key_functions_and_bad_templates() -> None
 
 
 @pytest.mark.usefixtures("celery_app")
-def test_check_settings_leaves_w002_to_the_worker() -> None:
-    """check_settings itself never reports W002, even for a pattern matching nothing."""
-    assert run_checks(CELERY_PARSELOG_TASKS=["tests.parse", "missing.task"]) == []
+def test_check_settings_reports_w002() -> None:
+    """check_settings itself reports a TASKS pattern matching no registered task."""
+    message = only(
+        run_checks(CELERY_PARSELOG_TASKS=["tests.parse", "missing.task"]), "celery_parselog.W002"
+    )
+    assert "'missing.task'" in message.msg
 
 
 # -- several problems, and manage.py check -------------------------------------------
@@ -521,3 +546,206 @@ def test_check_command_warning_does_not_fail() -> None:
     with override_settings(CELERY_PARSELOG_ENABLED=True, CELERY_PARSELOG_TASKS=[]):
         call_command("check", stdout=io.StringIO(), stderr=err)
     assert "celery_parselog.W001" in err.getvalue()
+
+
+# -- every setting, every bad entry --------------------------------------------------
+
+# A bad value for each setting, and the id it must give.
+BAD_VALUE: dict[str, tuple[object, str]] = {
+    "ENABLED": ("yes", "celery_parselog.E008"),
+    "TASKS": ("tests.*", "celery_parselog.E008"),
+    "LEVEL": ("LOUD", "celery_parselog.E005"),
+    "LOGGERS": ("*", "celery_parselog.E008"),
+    "FORMAT": ("%(nosuch)s", "celery_parselog.E007"),
+    "COMPRESS": (10, "celery_parselog.E008"),
+    "MAX_BYTES": ("128MB", "celery_parselog.E008"),
+    "REDACT": (["(unclosed"], "celery_parselog.E011"),
+    "STORAGE": ("nope", "celery_parselog.E001"),
+    "KEY": ("{task_name}.log", "celery_parselog.E004"),
+    "SPOOL_DIR": (42, "celery_parselog.E008"),
+    "CHECKPOINT_SECONDS": ("10", "celery_parselog.E008"),
+    "UPLOAD_ATTEMPTS": (0, "celery_parselog.E008"),
+    "RECOVERY_INTERVAL": (-1, "celery_parselog.E008"),
+    "UPLOAD_BACKOFF": ("fast", "celery_parselog.E008"),
+    "RECORDS": ("yes", "celery_parselog.E008"),
+    "SUBJECT": ("{data_file_id", "celery_parselog.E010"),
+    "KEEP_ARGS": (1, "celery_parselog.E008"),
+    "DOWNLOAD_EXPIRY": (0, "celery_parselog.E008"),
+    "PREVIEW_LINES": (0, "celery_parselog.E008"),
+}
+
+
+def test_bad_values_cover_every_setting() -> None:
+    """BAD_VALUE names exactly the declared settings, so a new one cannot go unchecked."""
+    assert set(BAD_VALUE) == {spec.name for spec in SPECS}
+
+
+@pytest.mark.usefixtures("celery_app")
+@pytest.mark.parametrize("name", sorted(BAD_VALUE))
+def test_every_setting_is_checked(name: str) -> None:
+    """manage.py check validates every setting: a bad value is one error on that setting."""
+    value, check_id = BAD_VALUE[name]
+    message = only(run_checks(**{PREFIX + name: value}), check_id)
+    assert message.level == checks.ERROR
+    assert message.obj == PREFIX + name
+    assert message.msg.startswith(f"{PREFIX}{name}: ")
+    assert message.hint
+
+
+@pytest.mark.usefixtures("celery_app")
+def test_every_bad_redact_entry_is_reported_at_once() -> None:
+    """Two unusable REDACT entries are two E011 errors in one run, each naming its entry."""
+    messages = run_checks(CELERY_PARSELOG_REDACT=["iban", "email", "(unclosed"])
+    assert ids(messages) == ["celery_parselog.E011", "celery_parselog.E011"]
+    assert "'iban'" in messages[0].msg
+    assert "'(unclosed'" in messages[1].msg
+    assert all(message.hint for message in messages)
+
+
+@pytest.mark.usefixtures("celery_app")
+def test_every_bad_setting_is_reported_at_once() -> None:
+    """Bad values of many settings are all reported in one run."""
+    messages = run_checks(**{PREFIX + name: value for name, (value, _) in BAD_VALUE.items()})
+    assert ids(messages) == sorted(check_id for _, check_id in BAD_VALUE.values())
+
+
+@pytest.mark.usefixtures("celery_app")
+def test_key_and_its_fields_problems_together() -> None:
+    """An absolute key lacking {attempt} gives both its E003 and its E004."""
+    messages = run_checks(CELERY_PARSELOG_KEY="/logs/{task_id}.log")
+    assert ids(messages) == ["celery_parselog.E003", "celery_parselog.E004"]
+
+
+# -- E009 is tried, not guessed ------------------------------------------------------
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")
+@pytest.mark.usefixtures("celery_app")
+def test_e009_folder_nobody_can_create() -> None:
+    """A SPOOL_DIR in /proc is E009 even for root, for whom os.access says yes."""
+    message = only(run_checks(CELERY_PARSELOG_SPOOL_DIR="/proc/nope"), "celery_parselog.E009")
+    assert "'/proc/nope'" in message.msg
+
+
+@pytest.mark.usefixtures("celery_app")
+def test_e009_probe_leaves_nothing_behind(tmp_path: Path) -> None:
+    """Checking an existing or a missing spool folder leaves no file and creates no folder."""
+    assert run_checks(CELERY_PARSELOG_SPOOL_DIR=tmp_path) == []
+    assert run_checks(CELERY_PARSELOG_SPOOL_DIR=tmp_path / "a" / "b") == []
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- the project's tasks, loaded as a worker loads them ------------------------------
+
+
+@pytest.fixture
+def autodiscovering_app() -> Iterator[Celery]:
+    """A current Celery app with Django's fixup, whose tasks only autodiscovery imports."""
+    sys.modules.pop("tests.unit.checkproj.tasks", None)
+    previous = _state._tls.current_app  # type: ignore[attr-defined]
+    app = Celery("checkproj", set_as_current=True)
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    app.autodiscover_tasks(["tests.unit.checkproj"])
+    try:
+        yield app
+    finally:
+        _state._set_current_app(previous)  # type: ignore[attr-defined]
+        app.close()
+        sys.modules.pop("tests.unit.checkproj.tasks", None)
+
+
+MISTAKES = {
+    "CELERY_PARSELOG_ENABLED": True,
+    "CELERY_PARSELOG_TASKS": ["checkproj.parse", "checkproj.reparse"],
+    "CELERY_PARSELOG_KEY": "logs/{datafile_id}/{task_id}-{attempt}.log",
+    "CELERY_PARSELOG_SUBJECT": "{data_file}",
+    "CELERY_PARSELOG_MAX_BYTES": "128MB",
+    "CELERY_PARSELOG_REDACT": ["iban", "(unclosed"],
+    "CELERY_PARSELOG_RECOVERY_INTERVAL": "60",
+}
+
+
+def test_check_command_reports_every_mistake(autodiscovering_app: Celery) -> None:
+    """manage.py check loads the project's tasks and reports every mistake, with ids and hints."""
+    assert "tests.unit.checkproj.tasks" not in sys.modules
+    with override_settings(**MISTAKES), pytest.raises(SystemCheckError) as failed:
+        call_command("check", stdout=io.StringIO(), stderr=io.StringIO())
+    report = str(failed.value)
+    assert "tests.unit.checkproj.tasks" in sys.modules
+    assert "checkproj.parse" in autodiscovering_app.tasks
+    for expected in [
+        "CELERY_PARSELOG_KEY: (celery_parselog.E002) CELERY_PARSELOG_KEY names datafile_id, "
+        "which task 'checkproj.parse' does not have.",
+        "CELERY_PARSELOG_SUBJECT: (celery_parselog.E012) CELERY_PARSELOG_SUBJECT names "
+        "data_file, which task 'checkproj.parse' does not have.",
+        "(celery_parselog.W002) CELERY_PARSELOG_TASKS: 'checkproj.reparse' matches no "
+        "registered task.",
+        "(celery_parselog.E008) CELERY_PARSELOG_MAX_BYTES: '128MB' is not",
+        "(celery_parselog.E008) CELERY_PARSELOG_RECOVERY_INTERVAL: '60' is not",
+        "(celery_parselog.E011) CELERY_PARSELOG_REDACT: 'iban'",
+        "(celery_parselog.E011) CELERY_PARSELOG_REDACT: '(unclosed'",
+        "HINT: Fields are task_name, task_id, attempt, root_id, started and the task's "
+        "parameters (data_file_id, reparse_id).",
+    ]:
+        assert expected in report
+    assert report.count("celery_parselog.E") == 6
+
+
+def test_check_command_passes_once_fixed(autodiscovering_app: Celery) -> None:
+    """The same project with the mistakes fixed passes manage.py check."""
+    fixed = {
+        "CELERY_PARSELOG_ENABLED": True,
+        "CELERY_PARSELOG_TASKS": ["checkproj.parse"],
+        "CELERY_PARSELOG_KEY": "logs/{data_file_id}/{task_id}-{attempt}.log",
+        "CELERY_PARSELOG_SUBJECT": "{data_file_id}",
+    }
+    out = io.StringIO()
+    with override_settings(**fixed):
+        call_command("check", stdout=out, stderr=io.StringIO())
+    assert "System check identified no issues" in out.getvalue()
+
+
+def test_e013_task_module_that_cannot_be_imported(autodiscovering_app: Celery) -> None:
+    """A task module that fails to import is E013, not a crash of manage.py check."""
+    autodiscovering_app.conf.imports = ["tests.unit.checkproj.broken"]
+    message = only(check_settings(), "celery_parselog.E013")
+    assert "this task module is broken" in message.msg
+
+
+def test_w003_without_a_celery_app() -> None:
+    """With no project Celery app loaded, check says the tasks could not be checked."""
+    previous_current = _state._tls.current_app  # type: ignore[attr-defined]
+    previous_default = _state.default_app  # type: ignore[attr-defined]
+    _state._tls.current_app = None  # type: ignore[attr-defined]
+    _state.default_app = None  # type: ignore[attr-defined]
+    try:
+        message = only(check_settings(), "celery_parselog.W003")
+    finally:
+        _state._tls.current_app = previous_current  # type: ignore[attr-defined]
+        _state.default_app = previous_default  # type: ignore[attr-defined]
+    assert message.hint is not None
+    assert "__init__.py" in message.hint
+
+
+@pytest.mark.usefixtures("celery_app")
+def test_e012_subject_field_missing_from_selected_task() -> None:
+    """A SUBJECT field that a selected task lacks is E012 naming the field and the task."""
+    messages = run_checks(CELERY_PARSELOG_TASKS=["tests.parse"], CELERY_PARSELOG_SUBJECT="{pth}")
+    message = only(messages, "celery_parselog.E012")
+    assert message.obj == "CELERY_PARSELOG_SUBJECT"
+    assert "pth" in message.msg
+    assert "'tests.parse'" in message.msg
+
+
+def test_inside_a_starting_worker_the_tasks_are_left_to_the_worker(
+    autodiscovering_app: Celery,
+) -> None:
+    """While a worker's loader imports the tasks, check neither imports nor reads them."""
+    autodiscovering_app.loader.worker_initialized = True
+    with override_settings(**MISTAKES):
+        messages = check_settings()
+    assert "tests.unit.checkproj.tasks" not in sys.modules
+    assert not autodiscovering_app.finalized  # type: ignore[attr-defined]
+    assert not {"celery_parselog.E002", "celery_parselog.E012", "celery_parselog.W002"} & {
+        str(m.id) for m in messages
+    }

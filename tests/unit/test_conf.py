@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from celery_parselog.conf import (
     DEFAULT_KEY,
     PREFIX,
     SPECS,
+    InvalidSettings,
     ParselogSettings,
     SettingError,
     parselog_settings,
@@ -91,7 +93,7 @@ DEFAULT_VALUE: dict[str, Any] = {
     "COMPRESS": 6,
     "STORAGE": "default",
     "KEY": DEFAULT_KEY,
-    "SPOOL_DIR": Path(tempfile.gettempdir()) / "celery-parselog",
+    "SPOOL_DIR": Path(tempfile.gettempdir()) / f"celery-parselog-{os.geteuid()}",
     "UPLOAD_ATTEMPTS": 3,
     "UPLOAD_BACKOFF": 0.5,
     "REDACT": tuple(DEFAULT_REDACT),
@@ -118,13 +120,14 @@ def read_all() -> dict[str, Any]:
 
 
 def test_every_spec_has_a_property_and_test_values() -> None:
-    """The tables in this module cover exactly the settings declared in SPECS."""
+    """The tables here cover exactly SPECS, and each declaration is its own attribute."""
     assert set(PROPERTY_FOR) == set(SPEC_NAMES)
     assert set(NON_DEFAULT) == set(SPEC_NAMES)
     assert set(DEFAULT_VALUE) == set(SPEC_NAMES)
     assert len(SPEC_NAMES) == len(set(SPEC_NAMES))
-    for prop in PROPERTY_FOR.values():
-        assert isinstance(getattr(ParselogSettings, prop), property)
+    for spec in SPECS:
+        assert PROPERTY_FOR[spec.name] == spec.attribute
+        assert getattr(ParselogSettings, spec.attribute) is spec
 
 
 def test_spec_keys_are_prefixed() -> None:
@@ -385,12 +388,22 @@ def test_key_callable_is_returned_as_is() -> None:
 
 @pytest.mark.parametrize(
     "template",
-    ["logs.{task_id}.{attempt}", "logs/run.log", "plainname", "a.b/{task_id}-{attempt}"],
+    ["logs.{task_id}.{attempt}", "a.b/{task_id}-{attempt}", "{task_id}{attempt}"],
 )
 def test_key_non_dotted_paths_are_templates(template: str) -> None:
-    """Strings with braces, slashes or no dot are taken as templates, not imported."""
+    """Strings with braces or slashes are taken as templates, not imported."""
     with override_settings(CELERY_PARSELOG_KEY=template):
         assert ParselogSettings().key == template
+
+
+@pytest.mark.parametrize("template", ["logs/run.log", "plainname"])
+def test_key_without_fields_is_a_template_lacking_them(template: str) -> None:
+    """A string without a dot path is read as a template; the snapshot says it lacks fields."""
+    with override_settings(CELERY_PARSELOG_KEY=template):
+        assert ParselogSettings().key == template
+        with pytest.raises(InvalidSettings) as caught:
+            ParselogSettings().snapshot()
+    assert [e.check_id for e in caught.value.errors] == ["celery_parselog.E004"]
 
 
 def test_key_unimportable_error_names_key_and_path() -> None:
@@ -411,7 +424,10 @@ def test_spool_dir_accepts_path_and_none() -> None:
     with override_settings(CELERY_PARSELOG_SPOOL_DIR=Path("/srv/spool")):
         assert ParselogSettings().spool_dir == Path("/srv/spool")
     with override_settings(CELERY_PARSELOG_SPOOL_DIR=None):
-        assert ParselogSettings().spool_dir == Path(tempfile.gettempdir()) / "celery-parselog"
+        assert (
+            ParselogSettings().spool_dir
+            == Path(tempfile.gettempdir()) / f"celery-parselog-{os.geteuid()}"
+        )
 
 
 @pytest.mark.parametrize(("value", "expected"), [(1, 1), (20, 20)])
@@ -443,3 +459,77 @@ def test_subject_empty_or_none_means_no_subject(value: object) -> None:
     """SUBJECT None or "" both mean runs get no subject."""
     with override_settings(CELERY_PARSELOG_SUBJECT=value):
         assert ParselogSettings().subject is None
+
+
+# -- one declaration per setting, and the snapshot ------------------------------------
+
+
+def test_snapshot_keeps_the_values_it_was_taken_with(settings: SettingsWrapper) -> None:
+    """A snapshot's values are read once: later changes of the settings do not reach it."""
+    settings.CELERY_PARSELOG_LEVEL = "WARNING"
+    snapshot = ParselogSettings().snapshot()
+    settings.CELERY_PARSELOG_LEVEL = "DEBUG"
+    settings.CELERY_PARSELOG_MAX_BYTES = "128MB"
+    assert snapshot.level == logging.WARNING
+    assert snapshot.max_bytes == 128 * 1024 * 1024
+    assert ParselogSettings().level == logging.DEBUG
+
+
+def test_snapshot_values_cannot_be_assigned() -> None:
+    """A setting is never written through the settings object."""
+    snapshot = ParselogSettings().snapshot()
+    with pytest.raises(AttributeError, match="CELERY_PARSELOG_LEVEL"):
+        setattr(snapshot, "level", 10)  # noqa: B010 - what a careless caller would do
+
+
+def test_snapshot_lists_every_problem() -> None:
+    """An invalid snapshot raises InvalidSettings carrying every error, each with its id."""
+    with (
+        override_settings(
+            CELERY_PARSELOG_MAX_BYTES="128MB",
+            CELERY_PARSELOG_REDACT=["iban", "(unclosed"],
+            CELERY_PARSELOG_CHECKPOINT_SECONDS="10",
+        ),
+        pytest.raises(InvalidSettings) as caught,
+    ):
+        ParselogSettings().snapshot()
+    assert isinstance(caught.value, ImproperlyConfigured)
+    assert [(e.key, e.check_id) for e in caught.value.errors] == [
+        ("CELERY_PARSELOG_MAX_BYTES", "celery_parselog.E008"),
+        ("CELERY_PARSELOG_REDACT", "celery_parselog.E011"),
+        ("CELERY_PARSELOG_REDACT", "celery_parselog.E011"),
+        ("CELERY_PARSELOG_CHECKPOINT_SECONDS", "celery_parselog.E008"),
+    ]
+
+
+def test_reading_a_setting_with_two_bad_entries_carries_both() -> None:
+    """The SettingError of REDACT with two bad entries is the first and lists both."""
+    with (
+        override_settings(CELERY_PARSELOG_REDACT=["iban", "(unclosed"]),
+        pytest.raises(SettingError) as caught,
+    ):
+        _ = ParselogSettings().redact
+    assert "'iban'" in caught.value.message
+    assert len(caught.value.errors) == 2
+    assert "'(unclosed'" in caught.value.errors[1].message
+
+
+def test_snapshot_probes_the_spool_folder(tmp_path: Path) -> None:
+    """A snapshot tries the spool folder (E009); a plain read of the setting does not."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with override_settings(CELERY_PARSELOG_SPOOL_DIR=blocker):
+        assert ParselogSettings().spool_dir == blocker
+        with pytest.raises(InvalidSettings) as caught:
+            ParselogSettings().snapshot()
+    assert [e.check_id for e in caught.value.errors] == ["celery_parselog.E009"]
+
+
+def test_capture_config_from_a_snapshot() -> None:
+    """The worker's CaptureConfig is built from a snapshot with the same property names."""
+    from celery_parselog.receivers import CaptureConfig
+
+    with override_settings(CELERY_PARSELOG_LEVEL="ERROR", CELERY_PARSELOG_COMPRESS=3):
+        config = CaptureConfig.from_settings(ParselogSettings().snapshot())
+    assert config.levelno == logging.ERROR
+    assert config.compress_level == 3

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -191,3 +193,34 @@ def test_command_refuses_a_missing_spool_folder(tmp_path: Path) -> None:
         run_command("--spool-dir", str(missing))
     assert str(missing) in str(raised.value)
     assert not missing.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="owning files as another user needs root")
+def test_root_refuses_another_users_folder_unless_told() -> None:
+    """Root sweeping a worker's folder (another uid) is refused, naming the owner; with
+    --owner-ok it sweeps as that user, and what it stores belongs to that user."""
+    nobody = 65534
+    tmp_path = Path(tempfile.mkdtemp(prefix="parselog-owner-"))
+    tmp_path.chmod(0o755)  # the worker's user must reach its folder, as in /tmp
+    media = tmp_path / "media"
+    media.mkdir()
+    media.chmod(0o777)
+    spool_dir = tmp_path / "worker-spool"
+    spool_dir.mkdir(mode=0o700)
+    capture, key = orphan(spool_dir)
+    for path in [spool_dir, *spool_dir.iterdir()]:
+        os.chown(path, nobody, nobody)
+    storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(media)},
+    }
+    with override_settings(STORAGES={"default": storage, "staticfiles": storage}):
+        with pytest.raises(CommandError, match="belongs to uid 65534.*--owner-ok"):
+            run_command("--spool-dir", str(spool_dir))
+        assert capture.path.exists()
+        run_command("--spool-dir", str(spool_dir), "--owner-ok")
+        assert stored_lines(key)[0].endswith("parsing file 7")
+        assert (media / key).stat().st_uid == nobody
+    assert os.geteuid() == 0
+    assert list(spool_dir.iterdir()) == []
+    shutil.rmtree(tmp_path)

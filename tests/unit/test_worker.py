@@ -154,33 +154,140 @@ def test_setting_off_keeps_capture_off_without_the_option() -> None:
     assert worker.active_receivers() is None
 
 
-@override_settings(CELERY_PARSELOG_LEVEL="LOUD")
-def test_bad_setting_keeps_capture_off_and_logs_an_error(caplog: pytest.LogCaptureFixture) -> None:
-    """A bad CELERY_PARSELOG_LEVEL leaves capture off and logs an error naming the setting."""
-    with caplog.at_level(logging.ERROR, logger="celery_parselog"):
-        worker.on_worker_init(sender=SimpleNamespace(options={"parselog": True}))
-    assert worker.active_receivers() is None
-    errors = [
-        r for r in caplog.records if r.name == "celery_parselog" and r.levelno == logging.ERROR
-    ]
-    assert len(errors) == 1
-    assert "CELERY_PARSELOG_LEVEL" in errors[0].getMessage()
-    assert "LOUD" in errors[0].getMessage()
+def parselog_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
+    """The level and text of every record of the ``celery_parselog`` logger."""
+    return [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "celery_parselog"]
 
 
-@override_settings(CELERY_PARSELOG_ENABLED="yes")
-def test_bad_enabled_setting_keeps_capture_off_and_logs_an_error(
-    caplog: pytest.LogCaptureFixture,
+def start_worker_signals(app: Celery, options: dict[str, Any]) -> None:
+    """Send worker_init then celeryd_after_setup's receiver, as ``celery worker`` does."""
+    worker.on_worker_init(sender=SimpleNamespace(options=options, app=app))
+    worker.on_worker_setup(sender="unit@host", instance=SimpleNamespace(app=app))
+
+
+@override_settings(CELERY_PARSELOG_ENABLED=True)
+def test_worker_init_logs_nothing(app: Celery, caplog: pytest.LogCaptureFixture) -> None:
+    """worker_init says nothing: Celery has not set up the worker's logging yet."""
+    with caplog.at_level(logging.DEBUG, logger="celery_parselog"):
+        worker.on_worker_init(sender=SimpleNamespace(options={}, app=app))
+    assert worker.active_receivers() is not None
+    assert parselog_lines(caplog) == []
+
+
+@override_settings(
+    CELERY_PARSELOG_ENABLED=True,
+    CELERY_PARSELOG_TASKS=["tests.parse", "tests.pa*"],
+    CELERY_PARSELOG_KEY="files/{data_file_id}/{task_id}-{attempt}.log",
+)
+def test_setup_says_capture_is_on(app: Celery, caplog: pytest.LogCaptureFixture) -> None:
+    """Once set up, the worker's log names the captured tasks, storage, key and spool folder."""
+    with caplog.at_level(logging.DEBUG, logger="celery_parselog"):
+        start_worker_signals(app, {})
+    lines = parselog_lines(caplog)
+    assert len(lines) == 1
+    level, text = lines[0]
+    assert level == logging.INFO
+    assert "captures in this worker: tasks tests.parse " in text
+    assert "(CELERY_PARSELOG_TASKS tests.parse, tests.pa*)" in text
+    assert "storage 'default' (django.core.files.storage.filesystem.FileSystemStorage)" in text
+    assert "key files/{data_file_id}/{task_id}-{attempt}.log" in text
+    assert f"spool folder {ParselogSettings().spool_dir}" in text
+
+
+@override_settings(CELERY_PARSELOG_ENABLED=True)
+def test_setup_warns_when_the_log_level_hides_records(
+    app: Celery, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A non-boolean CELERY_PARSELOG_ENABLED (no option given) is reported, not raised."""
-    with caplog.at_level(logging.ERROR, logger="celery_parselog"):
-        worker.on_worker_init(sender=SimpleNamespace(options={}))
+    """With the root logger above LEVEL, the capture line is a warning naming --loglevel."""
+    logging.getLogger().setLevel(logging.WARNING)
+    with caplog.at_level(logging.DEBUG, logger="celery_parselog"):
+        start_worker_signals(app, {})
+    ((level, text),) = parselog_lines(caplog)
+    assert level == logging.WARNING
+    assert "start it with --loglevel INFO" in text
+
+
+@pytest.mark.parametrize(
+    ("settings", "options"),
+    [
+        ({"CELERY_PARSELOG_ENABLED": True, "CELERY_PARSELOG_MAX_BYTES": "128MB"}, {}),
+        (
+            {"CELERY_PARSELOG_ENABLED": False, "CELERY_PARSELOG_MAX_BYTES": "128MB"},
+            {"parselog": True},
+        ),
+        ({"CELERY_PARSELOG_ENABLED": "yes", "CELERY_PARSELOG_MAX_BYTES": "128MB"}, {}),
+    ],
+)
+def test_invalid_settings_refuse_to_start(
+    app: Celery,
+    caplog: pytest.LogCaptureFixture,
+    settings: dict[str, Any],
+    options: dict[str, Any],
+) -> None:
+    """Capture asked for with a bad setting: an ERROR with id and hint, then SystemExit(78)."""
+    with (
+        override_settings(**settings),
+        caplog.at_level(logging.DEBUG, logger="celery_parselog"),
+        pytest.raises(SystemExit) as exited,
+    ):
+        start_worker_signals(app, options)
+    assert exited.value.code == 78
     assert worker.active_receivers() is None
+    errors = [text for level, text in parselog_lines(caplog) if level == logging.ERROR]
     assert any(
-        "CELERY_PARSELOG_ENABLED" in r.getMessage()
-        for r in caplog.records
-        if r.name == "celery_parselog" and r.levelno == logging.ERROR
+        text.startswith("CELERY_PARSELOG_MAX_BYTES: '128MB' is not 0 or a whole number")
+        and "[celery_parselog.E008] Set CELERY_PARSELOG_MAX_BYTES to " in text
+        for text in errors
     )
+    if settings["CELERY_PARSELOG_ENABLED"] == "yes":
+        assert any("[celery_parselog.E008] Set CELERY_PARSELOG_ENABLED" in t for t in errors)
+    critical = [text for level, text in parselog_lines(caplog) if level == logging.CRITICAL]
+    assert len(critical) == 1
+    assert "does not start" in critical[0]
+
+
+@override_settings(
+    CELERY_PARSELOG_ENABLED=True,
+    CELERY_PARSELOG_TASKS=["tests.parse"],
+    CELERY_PARSELOG_KEY="{datafile_id}/{task_id}-{attempt}.log",
+)
+def test_task_dependent_error_refuses_to_start(
+    app: Celery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A key field the selected task lacks is an E002 ERROR in the log, and no start."""
+    with caplog.at_level(logging.DEBUG, logger="celery_parselog"), pytest.raises(SystemExit):
+        start_worker_signals(app, {})
+    errors = [text for level, text in parselog_lines(caplog) if level == logging.ERROR]
+    assert len(errors) == 1
+    assert "datafile_id" in errors[0]
+    assert "[celery_parselog.E002]" in errors[0]
+
+
+@override_settings(
+    CELERY_PARSELOG_ENABLED=True, CELERY_PARSELOG_TASKS=["tests.parse", "tests.missing"]
+)
+def test_unmatched_pattern_is_a_warning_and_the_worker_starts(
+    app: Celery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A TASKS entry matching no task is a W002 warning; capture stays on."""
+    with caplog.at_level(logging.DEBUG, logger="celery_parselog"):
+        start_worker_signals(app, {})
+    lines = parselog_lines(caplog)
+    assert (logging.WARNING, lines[0][1]) == lines[0]
+    assert "'tests.missing' matches no registered task. [celery_parselog.W002]" in lines[0][1]
+    assert lines[1][0] == logging.INFO
+    assert worker.active_receivers() is not None
+
+
+@override_settings(CELERY_PARSELOG_ENABLED=True, CELERY_PARSELOG_MAX_BYTES="128MB")
+def test_no_parselog_starts_without_capture_whatever_the_settings(
+    app: Celery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """--no-parselog is the way to start a worker without capture despite bad settings."""
+    with caplog.at_level(logging.DEBUG, logger="celery_parselog"):
+        start_worker_signals(app, {"parselog": False})
+    assert worker.active_receivers() is None
+    assert parselog_lines(caplog) == []
 
 
 # -- enable / disable ----------------------------------------------------------------
