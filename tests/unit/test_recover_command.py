@@ -215,7 +215,7 @@ def test_root_refuses_another_users_folder_unless_told() -> None:
         "OPTIONS": {"location": str(media)},
     }
     with override_settings(STORAGES={"default": storage, "staticfiles": storage}):
-        with pytest.raises(CommandError, match="belongs to uid 65534.*--owner-ok"):
+        with pytest.raises(CommandError, match=r"belongs to uid 65534.*--owner-ok"):
             run_command("--spool-dir", str(spool_dir))
         assert capture.path.exists()
         run_command("--spool-dir", str(spool_dir), "--owner-ok")
