@@ -23,8 +23,8 @@ from benchmarks import b1_records, b2_tasks, b3_memory, b4_leaks, b5_concurrency
 from benchmarks.context import REPO, Context, PartResult
 from benchmarks.machine import code_state, describe
 from benchmarks.report import PARTS, Outcome, write_report
-from benchmarks.servers import CountingS3Server, RedisServer
 from benchmarks.sizes import MODES
+from tests.servers import CountingS3Server, RedisServer
 
 RUNNERS: dict[str, Callable[[Context], PartResult]] = {
     "b1": b1_records.run,

@@ -31,9 +31,9 @@ from celery.result import AsyncResult
 
 from benchmarks.context import Context, PartResult
 from benchmarks.report import Outcome
-from benchmarks.servers import CountingS3Server, S3Request, classify, summarize
 from benchmarks.stats import median, quartiles, rotated
 from benchmarks.workers import BenchWorker, WorkerSpec, client, start_workers, stop_workers
+from tests.servers import CountingS3Server, S3Request, classify, summarize
 
 __all__ = ["run"]
 

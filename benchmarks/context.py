@@ -17,7 +17,7 @@ from benchmarks.report import Outcome
 from benchmarks.sizes import Sizes
 
 if TYPE_CHECKING:
-    from benchmarks.servers import CountingS3Server
+    from tests.servers import CountingS3Server
 
 __all__ = ["REPO", "Context", "PartResult", "child_entry", "run_child"]
 
