@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -16,8 +17,12 @@ INSTALLED_APPS = [
     "django_celery_results",
     "celery_parselog",
 ]
+# SQLite in the state folder, unless a test hands over another database (a PostgreSQL
+# server of its own) as Django's DATABASES entry in JSON.
 DATABASES = {
-    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(_STATE / "db.sqlite3")}
+    "default": json.loads(_env["E2E_DATABASE"])
+    if "E2E_DATABASE" in _env
+    else {"ENGINE": "django.db.backends.sqlite3", "NAME": str(_STATE / "db.sqlite3")}
 }
 
 CELERY_BROKER_URL = _env.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/0")
