@@ -48,7 +48,11 @@ def boot(state_dir: Path, *, capture: bool) -> Any:
 
 
 class _WorkerStandIn:
-    """What the ``worker_init`` and ``worker_ready`` receivers read from their sender."""
+    """What the ``worker_init`` and ``worker_ready`` receivers read from their sender:
+    the app, the ``--parselog`` option, and the pool (solo: tasks run in this process;
+    Celery's Django fixup asks for it each time it closes the database connections)."""
+
+    pool_cls = "solo"
 
     def __init__(self, app: Any, *, capture: bool) -> None:
         self.app = app
