@@ -1,15 +1,19 @@
 """``python -m benchmarks run [--quick | --smoke] [--out DIR] [--only b1,b2,…]``.
 
-Starts a private Redis and moto's S3 server, runs the parts one after another (each
-in child processes or worker subprocesses of its own), and writes ``latest.json``
-and ``latest.md``. The exit status is 0 when every part ran, whatever the figures;
-a part that crashed makes it 1 (its rows say "failed" and the JSON has the error).
+Starts a private Redis, moto's S3 server and (for B2) a PostgreSQL server, runs the
+parts one after another (each in child processes or worker subprocesses of its own),
+and writes ``latest.json`` and ``latest.md``. The exit status is 0 when every part
+ran, whatever the figures; a part that crashed makes it 1 (its rows say "failed" and
+the JSON has the error).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,8 +27,14 @@ from benchmarks import b1_records, b2_tasks, b3_memory, b4_leaks, b5_concurrency
 from benchmarks.context import REPO, Context, PartResult
 from benchmarks.machine import code_state, describe
 from benchmarks.report import PARTS, Outcome, write_report
-from benchmarks.servers import CountingS3Server, RedisServer
 from benchmarks.sizes import MODES
+from tests.servers import (
+    POSTGRES_PACKAGE,
+    CountingS3Server,
+    PostgresServer,
+    RedisServer,
+    postgres_bindir,
+)
 
 RUNNERS: dict[str, Callable[[Context], PartResult]] = {
     "b1": b1_records.run,
@@ -34,6 +44,7 @@ RUNNERS: dict[str, Callable[[Context], PartResult]] = {
     "b5": b5_concurrency.run,
 }
 _NEEDS_SERVERS = {"b2", "b3", "b4", "b5"}
+_NEEDS_POSTGRES = {"b2"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +71,22 @@ def _parser() -> argparse.ArgumentParser:
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def ensure_postgres() -> None:
+    """Install PostgreSQL from Debian's packages when its programs are missing."""
+    if postgres_bindir() is not None:
+        return
+    _say(f"[benchmarks] installing {POSTGRES_PACKAGE} from Debian's packages")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        [*sudo, "apt-get", "install", "-y", "-qq", POSTGRES_PACKAGE],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def run_parts(ctx: Context, selected: Sequence[str]) -> tuple[dict[str, Any], dict[str, Outcome]]:
@@ -116,13 +143,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             ctx.redis_url = redis.url
             ctx.s3 = CountingS3Server()
             ctx.s3.client().create_bucket(Bucket=ctx.bucket)
+            if _NEEDS_POSTGRES.intersection(selected):
+                ensure_postgres()
+                ctx.postgres = PostgresServer()
             ctx.prepare_database()
         parts, outcomes = run_parts(ctx, selected)
     finally:
+        # A result the parts left for the collector unsubscribes from Redis when it is
+        # collected. Collect now, while Redis is up: collected at exit, after Redis
+        # stopped, Celery 5.3's Redis backend retries reconnecting for minutes.
+        gc.collect()
         if ctx.s3 is not None:
             ctx.s3.stop()
         if redis is not None:
             redis.stop()
+        if ctx.postgres is not None:
+            ctx.postgres.stop()
         if args.keep:
             _say(f"[benchmarks] work folder kept: {work}")
         else:

@@ -1,18 +1,27 @@
-"""B2: what capture adds to each task run by a real worker, and what it asks of S3.
+"""B2: what capture adds to each task run by a real worker, against the hand-written designs.
 
-Five solo-pool workers run the same tiny task (three log records): one with capture
-off, one with capture on and ``FileSystemStorage``, one with capture on and S3
-(django-storages on moto's server over HTTP), and two with capture off running the
-home-made baselines (which upload with boto3 to the same S3). All are started first;
-then, round after round and in a rotated order, each is given a batch of tasks.
+Like for like: three set-ups, each with its storage and its database, and in each
+four solo-pool workers of the benchmark project running the same tiny task (three
+log records): capture off, capture on, and the two hand-written designs (capture
+off), which upload through the same Django storage and then save one row with the
+log's address on the same database, as the memo's own design does.
+
+* ``fs_sqlite``: ``FileSystemStorage`` and SQLite (a migrated copy per worker);
+* ``s3_sqlite``: django-storages' ``S3Storage`` on moto's server over HTTP, SQLite;
+* ``s3_postgresql``: ``S3Storage`` and a real PostgreSQL server on loopback, one
+  database for all four workers, Django's default ``CONN_MAX_AGE`` (a new connection
+  per task, as Celery's Django fixup closes it around each task).
+
+All twelve workers are started first; then, round after round and in a rotated
+order, each is given a batch of tasks.
 
 A batch is queued behind a "gate" task that holds the worker until every task of the
 batch is in Redis, so the worker never waits for the client. Each task returns when
 it started (``perf_counter`` of the worker), so the time from one task's start to the
 next one's is the full cost of a task in that worker: receiving it, ``task_prerun``,
-the body, storing the result, ``task_postrun`` (capture's upload and metadata). The
-added cost of a variant in a round is its median interval minus the capture-off
-worker's median interval in the same round; the figure quoted is the median of the
+the body, storing the result, ``task_postrun`` (capture's upload, metadata and rows).
+The added cost of a variant in a round is its median interval minus the capture-off
+worker's of the same set-up in the same round; the figure quoted is the median of the
 rounds. S3 requests are counted as real HTTP requests reaching moto's server while
 one batch runs, after the last log of the batch was confirmed stored.
 """
@@ -31,9 +40,9 @@ from celery.result import AsyncResult
 
 from benchmarks.context import Context, PartResult
 from benchmarks.report import Outcome
-from benchmarks.servers import CountingS3Server, S3Request, classify, summarize
 from benchmarks.stats import median, quartiles, rotated
 from benchmarks.workers import BenchWorker, WorkerSpec, client, start_workers, stop_workers
+from tests.servers import CountingS3Server, S3Request, classify, summarize
 
 __all__ = ["run"]
 
@@ -47,12 +56,36 @@ class _Variant:
     task: str
 
 
-VARIANTS = (
-    _Variant("off", WorkerSpec("off", capture=False, storage="fs"), "tiny"),
-    _Variant("capture_fs", WorkerSpec("capture-fs", capture=True, storage="fs"), "tiny"),
-    _Variant("capture_s3", WorkerSpec("capture-s3", capture=True, storage="s3"), "tiny"),
-    _Variant("per_run_logger", WorkerSpec("perrun", capture=False, storage="s3"), "tiny_perrun"),
-    _Variant("handler_swap", WorkerSpec("swap", capture=False, storage="s3"), "tiny_swap"),
+# (name, storage, database) of each set-up; the report's rows are named after them.
+SETUPS = (
+    ("fs_sqlite", "fs", "sqlite"),
+    ("s3_sqlite", "s3", "sqlite"),
+    ("s3_postgresql", "s3", "postgresql"),
+)
+# (name, capture, task) of the variants run in every set-up.
+KINDS = (
+    ("off", False, "tiny"),
+    ("capture", True, "tiny"),
+    ("per_run_logger", False, "tiny_perrun"),
+    ("handler_swap", False, "tiny_swap"),
+)
+NAIVE = ("per_run_logger", "handler_swap")
+# The set-up whose S3 requests are counted for the request rows.
+REQUESTS_SETUP = "s3_sqlite"
+
+VARIANTS = tuple(
+    _Variant(
+        f"{setup}.{kind}",
+        WorkerSpec(
+            f"{setup}-{kind}".replace("_", "-"),
+            capture=capture,
+            storage=storage,
+            database=database,
+        ),
+        task,
+    )
+    for setup, storage, database in SETUPS
+    for kind, capture, task in KINDS
 )
 
 
@@ -112,8 +145,8 @@ def _puts_per_key(requests: list[S3Request], keys: list[str], bucket: str) -> li
 
 
 def run(ctx: Context) -> PartResult:
-    if ctx.s3 is None:
-        raise RuntimeError("B2 needs the S3 server")
+    if ctx.s3 is None or ctx.postgres is None:
+        raise RuntimeError("B2 needs the S3 server and the PostgreSQL server")
     sizes = ctx.sizes
     folder = ctx.work / "b2"
     app = client(ctx)
@@ -145,26 +178,28 @@ def run(ctx: Context) -> PartResult:
         "over rounds of (median task-to-task interval of the variant minus that of the "
         "capture-off worker in the same round). Worker CPU = the same with the worker "
         "process's CPU time instead of the clock: the rest of the added time is waiting "
-        "(Redis round trips, file system). Baselines upload to S3, so compare them "
-        "with the capture-on-S3 row."
+        "(Redis, database and storage round trips, file system). Each set-up has its own "
+        "capture-off worker; the baselines of a set-up upload through its storage and save "
+        "one row on its database. Ratio = capture's added time / the faster baseline's."
     )
     return PartResult(outcomes, raw, method)
 
 
 def _added_ms(rounds: list[dict[str, Any]], name: str, field: str) -> list[float]:
-    return [(batch[name][field] - batch["off"][field]) * 1000 for batch in rounds]
+    off = name.rsplit(".", 1)[0] + ".off"
+    return [(batch[name][field] - batch[off][field]) * 1000 for batch in rounds]
 
 
 def _outcomes(
     rounds: list[dict[str, Any]], per_batch: int, warmup: dict[str, Any]
 ) -> list[Outcome]:
-    def added(row: str, name: str, limit: float | None) -> Outcome:
+    def added(row: str, name: str, limit: float | None) -> tuple[Outcome, float]:
         values = _added_ms(rounds, name, "median_interval_s")
         value = median(values)
         low, high = quartiles(values)
         mean_based = median(_added_ms(rounds, name, "mean_interval_s"))
         cpu = median(_added_ms(rounds, name, "median_cpu_interval_s"))
-        return Outcome(
+        outcome = Outcome(
             row,
             f"{value:+.2f} ms",
             None if limit is None else value <= limit,
@@ -172,8 +207,30 @@ def _outcomes(
             f"IQR {low:+.2f} to {high:+.2f} ms; from mean intervals {mean_based:+.2f} ms; "
             f"worker CPU {cpu:+.2f} ms",
         )
+        return outcome, value
 
-    captured = [batch["capture_s3"] for batch in rounds]
+    outcomes: list[Outcome] = []
+    for setup, _, _ in SETUPS:
+        capture, captured_ms = added(
+            f"b2.{setup}.capture", f"{setup}.capture", 3.0 if setup == "fs_sqlite" else None
+        )
+        naive = {kind: added(f"b2.{setup}.{kind}", f"{setup}.{kind}", None) for kind in NAIVE}
+        faster = min(naive, key=lambda kind: naive[kind][1])
+        faster_ms = naive[faster][1]
+        ratio = captured_ms / faster_ms if faster_ms > 0 else float("inf")
+        outcomes += [capture, naive["per_run_logger"][0], naive["handler_swap"][0]]
+        outcomes.append(
+            Outcome(
+                f"b2.{setup}.ratio",
+                f"{ratio:.2f}x",
+                ratio <= 1.0,
+                ratio,
+                f"capture {captured_ms:+.2f} ms / {faster.replace('_', ' ')} {faster_ms:+.2f} ms",
+            )
+        )
+
+    name = f"{REQUESTS_SETUP}.capture"
+    captured = [batch[name] for batch in rounds]
     tasks = per_batch * len(rounds)
     totals: Counter[str] = Counter()
     for batch in captured:
@@ -181,9 +238,7 @@ def _outcomes(
     puts = totals.get("PUT", 0)
     per_key = [count for batch in captured for count in batch["puts_per_key"]]
     others = {kind: count for kind, count in totals.items() if kind != "PUT"}
-    warm_others = {
-        kind: count for kind, count in warmup["capture_s3"]["requests"].items() if kind != "PUT"
-    }
+    warm_others = {kind: count for kind, count in warmup[name]["requests"].items() if kind != "PUT"}
 
     def per_task(name: str) -> str:
         counts: Counter[str] = Counter()
@@ -192,10 +247,7 @@ def _outcomes(
         return ", ".join(f"{count / tasks:.2f} {kind}" for kind, count in sorted(counts.items()))
 
     return [
-        added("b2.capture_fs", "capture_fs", 3.0),
-        added("b2.capture_s3", "capture_s3", None),
-        added("b2.baseline_perrun", "per_run_logger", None),
-        added("b2.baseline_swap", "handler_swap", None),
+        *outcomes,
         Outcome(
             "b2.s3_puts",
             f"{puts / tasks:.2f} per task ({puts} PUT for {tasks} tasks)",
@@ -220,8 +272,8 @@ def _outcomes(
         ),
         Outcome(
             "b2.baseline_requests",
-            f"per-run logger: {per_task('per_run_logger')}; "
-            f"handler swap: {per_task('handler_swap')}",
+            f"per-run logger: {per_task(f'{REQUESTS_SETUP}.per_run_logger')}; "
+            f"handler swap: {per_task(f'{REQUESTS_SETUP}.handler_swap')}",
             None,
         ),
     ]

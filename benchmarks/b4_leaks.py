@@ -4,7 +4,7 @@ Each variant runs in a child process of its own, in-process through Celery's tra
 (the code path of a solo worker, see :mod:`benchmarks.inprocess`), with Redis as
 result backend: warm-up runs first (imports, connections, caches), a snapshot, then
 the measured runs, another snapshot. Capture stores to ``FileSystemStorage``; the
-baselines upload with boto3 to the benchmark's S3 server.
+baselines upload through the project's default storage and save a row.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The two home-made ways of giving a task run its own log, measured against capture.
 
 Both are written as a careful developer would write them within their design: the
-handler is closed and removed, the local file is deleted once uploaded, the boto3
-client is made once per process. What remains are the limits of the designs
+handler is closed and removed, the local file is deleted once uploaded. Each uploads
+through the project's own Django storage (the one capture stores to in the same
+comparison) and returns the stored log's address, which the task then saves on a
+row (see ``benchmarks/proj/models.py``). What remains are the limits of the designs
 themselves, which the benchmarks are meant to show:
 
 * **per-run logger**: every run makes a logger named after the data file and a
@@ -24,25 +26,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GlobalHandlerSwap", "Uploader", "per_run_logger", "s3_uploader"]
+__all__ = ["GlobalHandlerSwap", "Uploader", "per_run_logger", "storage_uploader"]
 
-Uploader = Callable[[Path, str], None]
+# Uploads a local file under a key and returns the stored object's address.
+Uploader = Callable[[Path, str], str]
 
 
-def s3_uploader(endpoint: str, bucket: str) -> Uploader:
-    """An uploader with one boto3 client, as module-level code usually keeps it."""
-    import boto3
+def storage_uploader(storage: Any) -> Uploader:
+    """An uploader through a Django storage: one ``save`` of the file, as a project
+    would write it; the address is ``s3://bucket/name`` on S3, the file's path otherwise."""
+    bucket = getattr(storage, "bucket_name", None)
 
-    client: Any = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
+    def upload(path: Path, key: str) -> str:
+        from django.core.files import File
 
-    def upload(path: Path, key: str) -> None:
-        client.upload_file(str(path), bucket, key)
+        with path.open("rb") as stream:
+            name = storage.save(key, File(stream, name=key))
+        return f"s3://{bucket}/{name}" if bucket else f"file://{storage.path(name)}"
 
     return upload
 
@@ -57,10 +57,12 @@ def per_run_logger(
     folder: Path,
     formatter: logging.Formatter,
     upload: Uploader | None = None,
+    stored: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[logging.Logger, str]]:
     """A logger of this run's own, with a ``FileHandler``; uploaded when the run ends.
 
-    Yields the logger and the key the log is uploaded under.
+    Yields the logger and the key the log is uploaded under; ``stored`` is then
+    given the stored log's address.
     """
     stamp = _stamp()
     name = f"parsing.{data_file_id}.{stamp}"
@@ -78,8 +80,10 @@ def per_run_logger(
         run_logger.removeHandler(handler)
         handler.close()
         if upload is not None:
-            upload(path, key)
+            uri = upload(path, key)
             path.unlink(missing_ok=True)
+            if stored is not None:
+                stored(uri)
 
 
 class GlobalHandlerSwap:
@@ -102,10 +106,16 @@ class GlobalHandlerSwap:
         return self.folder / f"parse-{data_file_id}.log"
 
     @contextmanager
-    def run(self, data_file_id: int, upload: Uploader | None = None) -> Iterator[str]:
+    def run(
+        self,
+        data_file_id: int,
+        upload: Uploader | None = None,
+        stored: Callable[[str], None] | None = None,
+    ) -> Iterator[str]:
         """Swap the handler's file to this run's, and upload that file at the end.
 
-        Yields the key the log is uploaded under.
+        Yields the key the log is uploaded under; ``stored`` is then given the stored
+        log's address.
         """
         path = self.path_for(data_file_id)
         key = f"swap/{data_file_id}.log"
@@ -122,5 +132,7 @@ class GlobalHandlerSwap:
         finally:
             handler.close()
             if upload is not None:
-                upload(path, key)
+                uri = upload(path, key)
                 path.unlink(missing_ok=True)
+                if stored is not None:
+                    stored(uri)

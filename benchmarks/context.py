@@ -17,7 +17,7 @@ from benchmarks.report import Outcome
 from benchmarks.sizes import Sizes
 
 if TYPE_CHECKING:
-    from benchmarks.servers import CountingS3Server
+    from tests.servers import CountingS3Server, PostgresServer
 
 __all__ = ["REPO", "Context", "PartResult", "child_entry", "run_child"]
 
@@ -32,6 +32,9 @@ class Context:
     redis_url: str = ""
     s3: CountingS3Server | None = None
     bucket: str = BUCKET
+    postgres: PostgresServer | None = None
+    # Django's DATABASES entry of the benchmark's database on ``postgres``, once made.
+    postgres_database: dict[str, Any] | None = None
 
     @property
     def s3_endpoint(self) -> str:
@@ -52,6 +55,18 @@ class Context:
         folder.mkdir(parents=True, exist_ok=True)
         env = self.base_env(folder)
         env["BENCH_DB"] = str(self.database_template)
+        self._migrate(env)
+        if self.postgres is not None:
+            # One database for every process on PostgreSQL: a server has no file lock.
+            self.postgres_database = self.postgres.create_database("bench")
+            self._migrate(self.base_env(folder, BENCH_DATABASE=self.postgres_json()))
+
+    def postgres_json(self) -> str:
+        if self.postgres_database is None:
+            raise RuntimeError("the PostgreSQL database was not prepared")
+        return json.dumps(self.postgres_database)
+
+    def _migrate(self, env: dict[str, str]) -> None:
         completed = subprocess.run(
             [sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"],
             cwd=REPO,

@@ -4,8 +4,13 @@ A worker's pool executes each task through the tracer Celery builds for it
 (``celery.app.trace.build_tracer``): it pushes the request, sends ``task_prerun``,
 runs the body, stores the result in the backend and sends ``task_postrun``. Calling
 that same tracer here runs the same code path (the receivers, the router, the
-upload, the result metadata in Redis) without a broker in between, so thousands of
-runs take seconds and the process measured is this one.
+upload, the result metadata in Redis, the run records) without a broker in between,
+so thousands of runs take seconds and the process measured is this one.
+
+Start-up is a worker's too: Celery's ``worker_init`` and ``worker_ready`` signals are
+sent, so Celery's Django fixup closes the database connection around each task as in
+a worker (with the default ``CONN_MAX_AGE``, every task opens a new one), and the
+package starts capture (or not) from the worker's ``--parselog`` option.
 """
 
 from __future__ import annotations
@@ -38,28 +43,37 @@ def boot(state_dir: Path, *, capture: bool) -> Any:
     handler = logging.FileHandler(state_dir / "worker.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("[%(asctime)s: %(levelname)s] %(message)s"))
     root.addHandler(handler)
-    if capture:
-        _start_like_a_worker(app)
+    _start_like_a_worker(app, capture=capture)
     return app
 
 
 class _WorkerStandIn:
-    """What the ``worker_init`` and ``worker_ready`` receivers read from their sender."""
+    """What the ``worker_init`` and ``worker_ready`` receivers read from their sender:
+    the app, the ``--parselog`` option, and the pool (solo: tasks run in this process;
+    Celery's Django fixup asks for it each time it closes the database connections)."""
 
-    def __init__(self, app: Any) -> None:
+    pool_cls = "solo"
+
+    def __init__(self, app: Any, *, capture: bool) -> None:
         self.app = app
-        self.options = {"parselog": True}
+        self.options = {"parselog": capture}
 
 
-def _start_like_a_worker(app: Any) -> None:
-    """Call the package's worker receivers as ``celery worker --parselog`` does at start-up:
-    capture is turned on, and whatever the worker runs beside tasks (spool recovery) starts."""
+def _start_like_a_worker(app: Any, *, capture: bool) -> None:
+    """Send the signals ``celery worker --parselog`` (or ``--no-parselog``) sends at
+    start-up, so every receiver a worker has is connected: Celery's Django fixup
+    (its per-task database handling), and the package's capture and spool recovery."""
+    from celery import signals
+
     from celery_parselog import worker
 
-    stand_in = _WorkerStandIn(app)
-    worker.on_worker_init(sender=stand_in)
-    worker.on_worker_ready(sender=stand_in)
-    if worker.active_receivers() is None:
+    stand_in = _WorkerStandIn(app, capture=capture)
+    signals.worker_init.send(sender=stand_in)
+    signals.worker_ready.send(sender=stand_in)
+    fixup = next((f for f in app._fixups if type(f).__name__ == "DjangoFixup"), None)
+    if fixup is None or fixup._worker_fixup is None:
+        raise RuntimeError("Celery's Django fixup did not install its worker part")
+    if capture and worker.active_receivers() is None:
         raise RuntimeError("capture did not start; see the worker log in the state folder")
 
 

@@ -48,6 +48,13 @@ PARTS: dict[str, str] = {
     "b5": "B5 records of concurrent tasks (real worker, --pool threads --concurrency 8)",
 }
 
+# B2's set-ups: each names its storage and its database (see b2_tasks.SETUPS).
+_B2_SETUPS = (
+    ("fs_sqlite", "FileSystemStorage, SQLite"),
+    ("s3_sqlite", "S3Storage on moto over HTTP, SQLite"),
+    ("s3_postgresql", "S3Storage on moto over HTTP, PostgreSQL 15 on loopback"),
+)
+
 CATALOG: tuple[RowSpec, ...] = (
     RowSpec("b1.plain", "b1", "Plain text (`COMPRESS = False`), redaction off / floor", "≤ 1.10"),
     RowSpec("b1.gzip", "b1", "Gzip (default), redaction off / floor", "≤ 1.30"),
@@ -78,28 +85,44 @@ CATALOG: tuple[RowSpec, ...] = (
     RowSpec("b1.noise", "b1", "Floor / floor again (A/A: this run's noise)", INFO),
     RowSpec("b1.baseline_perrun", "b1", "Baseline per-run logger (no upload) / floor", INFO),
     RowSpec("b1.baseline_swap", "b1", "Baseline global handler swap (no upload) / floor", INFO),
-    RowSpec(
-        "b2.capture_fs",
-        "b2",
-        "Added time per task, capture on vs off (FileSystemStorage)",
-        "≤ 3 ms",
+    *(
+        row
+        for setup, label in _B2_SETUPS
+        for row in (
+            RowSpec(
+                f"b2.{setup}.capture",
+                "b2",
+                f"Added time per task, capture on vs off ({label})",
+                "≤ 3 ms" if setup == "fs_sqlite" else INFO,
+            ),
+            RowSpec(
+                f"b2.{setup}.per_run_logger",
+                "b2",
+                f"Added time per task, baseline per-run logger + upload + row ({label})",
+                INFO,
+            ),
+            RowSpec(
+                f"b2.{setup}.handler_swap",
+                "b2",
+                f"Added time per task, baseline global handler swap + upload + row ({label})",
+                INFO,
+            ),
+            RowSpec(
+                f"b2.{setup}.ratio",
+                "b2",
+                f"Capture's added time / the faster baseline's ({label})",
+                "≤ 1.0",
+            ),
+        )
     ),
-    RowSpec("b2.capture_s3", "b2", "Added time per task, capture on (S3, moto over HTTP)", INFO),
+    RowSpec("b2.s3_puts", "b2", "S3 PUT requests per captured task (S3, SQLite)", "exactly 1"),
     RowSpec(
-        "b2.baseline_perrun",
+        "b2.s3_other",
         "b2",
-        "Added time per task, baseline per-run logger + boto3 `upload_file`",
-        INFO,
+        "S3 HEAD, GET, LIST or other requests per captured task (S3, SQLite)",
+        "0",
     ),
-    RowSpec(
-        "b2.baseline_swap",
-        "b2",
-        "Added time per task, baseline global handler swap + boto3 `upload_file`",
-        INFO,
-    ),
-    RowSpec("b2.s3_puts", "b2", "S3 PUT requests per captured task", "exactly 1"),
-    RowSpec("b2.s3_other", "b2", "S3 HEAD, GET, LIST or other requests per captured task", "0"),
-    RowSpec("b2.baseline_requests", "b2", "S3 requests per task, baselines", INFO),
+    RowSpec("b2.baseline_requests", "b2", "S3 requests per task, baselines (S3, SQLite)", INFO),
     RowSpec(
         "b3.rss_gzip",
         "b3",
@@ -136,8 +159,8 @@ CATALOG: tuple[RowSpec, ...] = (
     RowSpec("b4.threads", "b4", "Threads (Python and OS)", "unchanged"),
     RowSpec("b4.spool", "b4", "Files in the spool folder", "unchanged"),
     RowSpec("b4.rss", "b4", "RSS growth", "≤ 10 MiB"),
-    RowSpec("b4.baseline_perrun", "b4", "Baseline per-run logger + `upload_file`: growth", INFO),
-    RowSpec("b4.baseline_swap", "b4", "Baseline global handler swap + `upload_file`: growth", INFO),
+    RowSpec("b4.baseline_perrun", "b4", "Baseline per-run logger + upload + row: growth", INFO),
+    RowSpec("b4.baseline_swap", "b4", "Baseline global handler swap + upload + row: growth", INFO),
     RowSpec("b5.wrong", "b5", "Lines in the wrong task's log, capture", "0"),
     RowSpec("b5.lost", "b5", "Lines missing from their own task's log, capture", "0"),
     RowSpec("b5.baseline_perrun", "b5", "Baseline per-run logger: wrong / missing lines", INFO),

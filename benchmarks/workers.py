@@ -32,6 +32,8 @@ class WorkerSpec:
     capture: bool
     storage: str = "fs"
     pool: Sequence[str] = ("--pool", "solo")
+    # "sqlite" (a copy of the migrated file of its own) or "postgresql" (the run's server).
+    database: str = "sqlite"
 
 
 @dataclass
@@ -76,6 +78,8 @@ def start_workers(
         state_dir.mkdir(parents=True, exist_ok=True)
         output = state_dir / "worker.out"
         env = ctx.base_env(state_dir, BENCH_STORAGE=spec.storage)
+        if spec.database == "postgresql":
+            env["BENCH_DATABASE"] = ctx.postgres_json()
         with output.open("wb") as sink:
             process = subprocess.Popen(
                 [

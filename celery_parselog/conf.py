@@ -203,6 +203,13 @@ def _boolean(value: object) -> bool:
     return value
 
 
+def _optional(parse: Callable[[object], int]) -> Callable[[object], int | None]:
+    def parse_optional(value: object) -> int | None:
+        return None if value is None else parse(value)
+
+    return parse_optional
+
+
 def _whole(low: int, high: int, accepted: str) -> Callable[[object], int]:
     def parse(value: object) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
@@ -611,6 +618,14 @@ class ParselogSettings:
         "Seconds an admin download link to a log on S3 (a presigned URL) stays valid.",
         # S3 refuses presigned URLs valid for more than seven days.
         _whole(1, 604800, "a whole number of seconds from 1 to 604800"),
+    )
+    metrics_port = SettingSpec(
+        "METRICS_PORT",
+        None,
+        "Port on which each worker's main process serves Prometheus metrics at `/metrics` "
+        "(needs the `metrics` extra; under prefork set `PROMETHEUS_MULTIPROC_DIR`); "
+        "`None` serves none.",
+        _optional(_whole(1, 65535, "a port number from 1 to 65535, or None")),
     )
     preview_lines = SettingSpec(
         "PREVIEW_LINES",

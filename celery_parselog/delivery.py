@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from celery.backends.base import Backend
 
+from celery_parselog import metrics
 from celery_parselog.entry import RunEntry, Status
 from celery_parselog.metadata import publish
 from celery_parselog.records import finish_row, record_recovered
@@ -65,6 +67,7 @@ def deliver(
     record and clean up. Returns the final entry: ``stored``, or ``failed`` with the
     error, in which case the spool file and its manifest stay for the next sweep.
     """
+    began = time.monotonic()
     try:
         stored = store_log(
             upload or spool,
@@ -77,6 +80,7 @@ def deliver(
     except UploadError as error:
         final = entry.replace(status=Status.FAILED, error=str(error), spool=str(spool))
         save_manifest(spool, final, hostname=hostname)
+        metrics.upload_failed(final.task_name, time.monotonic() - began)
         logger.error(
             "The log of %s[%s] could not be stored and stays at %s: %s",
             entry.task_name or "task",
@@ -94,6 +98,9 @@ def deliver(
             error=None,
             spool=None,
         )
+        metrics.run_stored(final.task_name, stored.bytes, time.monotonic() - began)
+        if recovered:
+            metrics.run_recovered(final.task_name, stored.bytes)
     if recovered and not final.stored:
         return final  # the entry and the row still say what they said; the next sweep retries
     if backend is not None:

@@ -74,18 +74,34 @@ def record_started(
     args: Sequence[Any],
     kwargs: Mapping[str, Any],
 ) -> None:
-    """Create (or reset) the row of a run that just started, from its pending entry.
+    """Create (or reset) the row of a run that just started, from its pending entry, now.
 
     ``arguments`` are the task's parameters bound to its signature (what the key
     template sees), used for the subject; ``args`` and ``kwargs`` are kept as given.
     A run of the same delivery seen again (its prerun ran twice) starts its row afresh;
     a redelivered message is another delivery, with a row of its own.
     """
+    _start(entry, None, hostname=hostname, arguments=arguments, args=args, kwargs=kwargs)
+
+
+def _start(
+    entry: RunEntry,
+    writer: RowWriter | None,
+    *,
+    hostname: str,
+    arguments: Mapping[str, Any],
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+) -> None:
     try:
         fields = start_fields(
             entry, hostname=hostname, arguments=arguments, args=args, kwargs=kwargs
         )
-        if fields is not None:
+        if fields is None:
+            return
+        if writer is not None:
+            writer.started(entry, fields)
+        else:
             _save_start(entry, fields)
     except Exception:
         logger.exception("Could not record the start of %s[%s]", entry.task_name, entry.task_id)
@@ -521,19 +537,7 @@ def start_row(
     kwargs: Mapping[str, Any],
 ) -> None:
     """Record a run's start, in the background when this process writes rows so."""
-    writer = _background()
-    if writer is None:
-        record_started(entry, hostname=hostname, arguments=arguments, args=args, kwargs=kwargs)
-        return
-    try:
-        fields = start_fields(
-            entry, hostname=hostname, arguments=arguments, args=args, kwargs=kwargs
-        )
-    except Exception:
-        logger.exception("Could not record the start of %s[%s]", entry.task_name, entry.task_id)
-        return
-    if fields is not None:
-        writer.started(entry, fields)
+    _start(entry, _background(), hostname=hostname, arguments=arguments, args=args, kwargs=kwargs)
 
 
 def finish_row(entry: RunEntry, *, first_error: str | None) -> None:

@@ -17,6 +17,7 @@ digest is that of this run's own last checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import os
@@ -33,7 +34,8 @@ from typing import Any
 from celery.backends.base import Backend
 from django.core.files.storage import storages
 
-from celery_parselog.delivery import Destination, deliver
+from celery_parselog import metrics
+from celery_parselog.delivery import HOSTNAME, Destination, deliver
 from celery_parselog.entry import RunEntry, Status, iso
 from celery_parselog.formatting import (
     DEFAULT_NOTE_FORMAT,
@@ -147,7 +149,18 @@ def recover_spool(
         if progress is not None:
             progress(number, len(files), f"{path.name}: {outcome}")
     clean_stale_files(spool_dir)
+    _report_backlog(spool_dir)
     return report
+
+
+def _report_backlog(spool_dir: Path) -> None:
+    """Tell the metrics how many logs wait in the folder, and how big they are."""
+    files = spool_files(spool_dir)
+    size = 0
+    for path in files:
+        with contextlib.suppress(OSError):
+            size += path.lstat().st_size
+    metrics.spool_backlog(len(files), size, HOSTNAME)
 
 
 def find_orphans(spool_dir: Path) -> bool:

@@ -26,6 +26,7 @@ from celery import states
 from celery.backends.base import BaseKeyValueStoreBackend
 from django.core.files.storage import storages
 
+from celery_parselog import metrics
 from celery_parselog.capture import RunCapture
 from celery_parselog.delivery import HOSTNAME, Destination, deliver, save_manifest
 from celery_parselog.entry import RunEntry, Status, iso
@@ -196,6 +197,7 @@ class Run:
             mark_pending(task, entry)
         except Exception:
             logger.exception("Could not record the pending log of %s[%s]", task.name, task_id)
+        metrics.run_captured(task.name)
         return cls(config, capture, entry, task.backend)
 
     # -- while the task runs (the router's watcher thread) -------------------------------

@@ -23,7 +23,7 @@ from celery.signals import task_failure, task_revoked, worker_process_shutdown
 from click import Option
 from django.core.files.storage import storages
 
-from celery_parselog import records
+from celery_parselog import metrics, records
 from celery_parselog.conf import InvalidSettings, ParselogSettings, SettingError
 from celery_parselog.metadata import settle_entry
 from celery_parselog.receivers import CaptureConfig, CaptureReceivers
@@ -280,3 +280,26 @@ def on_worker_ready(sender: Any = None, **_: Any) -> None:
     if _receivers is None or sender is None:
         return
     start_recovery(sender.app.backend)
+    _serve_metrics()
+
+
+def _serve_metrics() -> None:
+    """Serve the metrics from this main process when ``METRICS_PORT`` says so, and have
+    each pool child forget its live gauges as it exits."""
+    port = ParselogSettings().metrics_port
+    if port is None:
+        return
+    try:
+        metrics.serve(port)
+    except (ImportError, OSError, RuntimeError) as error:
+        logger.error("celery-parselog cannot serve metrics on port %s: %s", port, error)
+        return
+    worker_process_shutdown.connect(
+        _forget_child_metrics, weak=False, dispatch_uid="celery_parselog.metrics"
+    )
+    logger.info("celery-parselog serves metrics at http://127.0.0.1:%s/metrics", port)
+
+
+def _forget_child_metrics(pid: int | None = None, **_: Any) -> None:
+    if pid is not None:
+        metrics.process_exited(pid)

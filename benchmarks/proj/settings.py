@@ -2,11 +2,15 @@
 
 ``BENCH_STORAGE`` chooses where logs go: ``fs`` (``FileSystemStorage`` under the
 state folder) or ``s3`` (django-storages' ``S3Storage`` on the benchmark's moto
-server). Workers are started with ``--parselog`` or ``--no-parselog``.
+server). The database is SQLite at ``BENCH_DB``, or the one ``BENCH_DATABASE``
+gives as Django's ``DATABASES`` entry in JSON (the benchmark's PostgreSQL server,
+with Django's default ``CONN_MAX_AGE``). Workers are started with ``--parselog`` or
+``--no-parselog``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -15,13 +19,17 @@ STATE = Path(_env.get("BENCH_STATE_DIR", "/tmp/celery-parselog-bench"))
 
 SECRET_KEY = "benchmarks-only-not-secret"
 USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "celery_parselog",
+    "benchmarks.proj",
 ]
 DATABASES = {
-    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _env.get("BENCH_DB", ":memory:")}
+    "default": json.loads(_env["BENCH_DATABASE"])
+    if _env.get("BENCH_DATABASE")
+    else {"ENGINE": "django.db.backends.sqlite3", "NAME": _env.get("BENCH_DB", ":memory:")}
 }
 
 CELERY_BROKER_URL = _env.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -3,7 +3,8 @@
 ``tiny``, ``interleave`` and ``spew`` know nothing of celery-parselog: they log
 through module loggers, the root logger and ``print()``, and capture (when on) picks
 their records up. The ``*_perrun`` and ``*_swap`` variants do the same work with the
-home-made baselines of :mod:`benchmarks.baselines`, uploading with boto3.
+home-made baselines of :mod:`benchmarks.baselines`: one upload through the project's
+default storage, then one row saved with the log's address (a ``Parse`` row).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from celery import shared_task
 
-from benchmarks.baselines import GlobalHandlerSwap, Uploader, per_run_logger, s3_uploader
+from benchmarks.baselines import GlobalHandlerSwap, Uploader, per_run_logger, storage_uploader
 from celery_parselog.conf import DEFAULT_FORMAT
 
 records = logging.getLogger("benchproj.records")
@@ -35,14 +37,25 @@ def _state() -> Path:
 
 
 def _uploader() -> Uploader:
-    """One boto3 client per process, made on first use."""
+    """An uploader to the project's default storage, made on first use."""
     global _upload
     with _lock:
         if _upload is None:
-            _upload = s3_uploader(
-                os.environ["BENCH_S3_ENDPOINT"], os.environ.get("BENCH_BUCKET", "parselog-bench")
-            )
+            from django.core.files.storage import default_storage
+
+            _upload = storage_uploader(default_storage)
         return _upload
+
+
+def _saver(data_file_id: int) -> Callable[[str], None]:
+    """Save one ``Parse`` row with the stored log's address: the design's one row write."""
+
+    def save(uri: str) -> None:
+        from benchmarks.proj.models import Parse
+
+        Parse(data_file_id=data_file_id, logs_uri=uri).save()
+
+    return save
 
 
 def _swap() -> GlobalHandlerSwap:
@@ -102,7 +115,8 @@ def tiny(number: int) -> list[float]:
 @shared_task
 def tiny_perrun(number: int) -> list[float]:
     started = _now()
-    with per_run_logger(number, _state() / "baseline", _formatter(), _uploader()) as (log, _):
+    folder = _state() / "baseline"
+    with per_run_logger(number, folder, _formatter(), _uploader(), _saver(number)) as (log, _):
         _tiny_body(number, log, log)
     return started
 
@@ -110,7 +124,7 @@ def tiny_perrun(number: int) -> list[float]:
 @shared_task
 def tiny_swap(number: int) -> list[float]:
     started = _now()
-    with _swap().run(number, _uploader()):
+    with _swap().run(number, _uploader(), _saver(number)):
         _tiny_body(number, records, parsers)
     return started
 
@@ -142,14 +156,15 @@ def interleave(file_id: int, steps: int, pause: float) -> dict[str, Any]:
 
 @shared_task
 def interleave_perrun(file_id: int, steps: int, pause: float) -> dict[str, Any]:
-    with per_run_logger(file_id, _state() / "baseline", _formatter(), _uploader()) as (log, key):
+    folder = _state() / "baseline"
+    with per_run_logger(file_id, folder, _formatter(), _uploader(), _saver(file_id)) as (log, key):
         _interleave_body(file_id, steps, pause, first=log, second=log, printing=False)
     return {"file": file_id, "key": key}
 
 
 @shared_task
 def interleave_swap(file_id: int, steps: int, pause: float) -> dict[str, Any]:
-    with _swap().run(file_id, _uploader()) as key:
+    with _swap().run(file_id, _uploader(), _saver(file_id)) as key:
         _interleave_body(
             file_id, steps, pause, first=records, second=logging.getLogger(), printing=True
         )

@@ -1,9 +1,10 @@
-"""Real parts for the end-to-end tests: a Redis server, moto's S3 server over HTTP, and
-``celery worker`` subprocesses of the project in ``tests/e2e/proj``."""
+"""Real parts for the end-to-end tests: a Redis server, moto's S3 server over HTTP, a
+PostgreSQL server, and ``celery worker`` subprocesses of the project in ``tests/e2e/proj``."""
 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,14 @@ import pytest
 from celery import Celery
 from celery.result import AsyncResult
 
-from tests.servers import free_port, moto_s3, redis_server, s3_client
+from tests.servers import (
+    PostgresServer,
+    free_port,
+    moto_s3,
+    postgres_server,
+    redis_server,
+    s3_client,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "parselog-e2e"
@@ -39,6 +47,20 @@ def s3_endpoint() -> Iterator[str]:
     """moto's S3 server over real HTTP, with the test bucket created."""
     with moto_s3(BUCKET) as endpoint:
         yield endpoint
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A private PostgreSQL server on a free port, started for the tests that use it."""
+    with postgres_server(durable=False) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_env(postgres: PostgresServer) -> dict[str, str]:
+    """Worker environment for a database of this test's own on the PostgreSQL server."""
+    entry = postgres.create_database(f"e2e_{uuid.uuid4().hex[:12]}")
+    return {"E2E_DATABASE": json.dumps(entry)}
 
 
 @dataclass

@@ -572,6 +572,7 @@ BAD_VALUE: dict[str, tuple[object, str]] = {
     "KEEP_ARGS": (1, "celery_parselog.E008"),
     "DOWNLOAD_EXPIRY": (0, "celery_parselog.E008"),
     "PREVIEW_LINES": (0, "celery_parselog.E008"),
+    "METRICS_PORT": ("9808", "celery_parselog.E008"),
 }
 
 

@@ -57,6 +57,7 @@ PROPERTY_FOR = {
     "KEEP_ARGS": "keep_args",
     "DOWNLOAD_EXPIRY": "download_expiry",
     "PREVIEW_LINES": "preview_lines",
+    "METRICS_PORT": "metrics_port",
 }
 
 # A valid value unlike the default and unlike tests/settings.py, and what the property gives.
@@ -81,6 +82,7 @@ NON_DEFAULT: dict[str, tuple[Any, Any]] = {
     "KEEP_ARGS": (False, False),
     "DOWNLOAD_EXPIRY": (60, 60),
     "PREVIEW_LINES": (20, 20),
+    "METRICS_PORT": (9808, 9808),
 }
 
 # What each property gives when its setting is absent.
@@ -105,6 +107,7 @@ DEFAULT_VALUE: dict[str, Any] = {
     "KEEP_ARGS": True,
     "DOWNLOAD_EXPIRY": 300,
     "PREVIEW_LINES": 50,
+    "METRICS_PORT": None,
 }
 
 SPEC_NAMES = [spec.name for spec in SPECS]
@@ -182,6 +185,7 @@ def test_spec_defaults_match_property_defaults() -> None:
         "KEEP_ARGS": True,
         "DOWNLOAD_EXPIRY": 300,
         "PREVIEW_LINES": 50,
+        "METRICS_PORT": None,
     }
 
 
@@ -304,6 +308,9 @@ E008 = "celery_parselog.E008"
         ("PREVIEW_LINES", 5001, E008),
         ("PREVIEW_LINES", False, E008),
         ("PREVIEW_LINES", "50", E008),
+        ("METRICS_PORT", 0, E008),
+        ("METRICS_PORT", 70000, E008),
+        ("METRICS_PORT", "9808", E008),
     ],
 )
 def test_setting_error_names_the_key(name: str, value: object, check_id: str) -> None:

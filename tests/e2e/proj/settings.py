@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -16,8 +17,12 @@ INSTALLED_APPS = [
     "django_celery_results",
     "celery_parselog",
 ]
+# SQLite in the state folder, unless a test hands over another database (a PostgreSQL
+# server of its own) as Django's DATABASES entry in JSON.
 DATABASES = {
-    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(_STATE / "db.sqlite3")}
+    "default": json.loads(_env["E2E_DATABASE"])
+    if "E2E_DATABASE" in _env
+    else {"ENGINE": "django.db.backends.sqlite3", "NAME": str(_STATE / "db.sqlite3")}
 }
 
 CELERY_BROKER_URL = _env.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -50,6 +55,7 @@ CELERY_PARSELOG_CHECKPOINT_SECONDS = float(_env.get("E2E_CHECKPOINT_SECONDS", "0
 CELERY_PARSELOG_RECOVERY_INTERVAL = float(_env.get("E2E_RECOVERY_INTERVAL", "60"))
 CELERY_PARSELOG_UPLOAD_ATTEMPTS = int(_env.get("E2E_UPLOAD_ATTEMPTS", "3"))
 CELERY_PARSELOG_UPLOAD_BACKOFF = float(_env.get("E2E_UPLOAD_BACKOFF", "0.5"))
+CELERY_PARSELOG_METRICS_PORT = int(_env["E2E_METRICS_PORT"]) if "E2E_METRICS_PORT" in _env else None
 
 # Like a real deployment: a console handler, and a parsers logger that does not
 # propagate and writes to a rotating file of its own. Capture must leave both as they are.
