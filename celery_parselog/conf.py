@@ -177,6 +177,20 @@ SPECS: tuple[SettingSpec, ...] = (
         50,
         "How many first and last lines of a log the admin's detail page shows.",
     ),
+    SettingSpec(
+        "SUBJECT_URL",
+        None,
+        "Where the admin links a run's subject to, such as the host's admin page of the "
+        'data file: a URL template over `subject` (`"/admin/files/datafile/{subject}/'
+        'change/"`), or the dotted path of a function that takes the `TaskLog` row and '
+        "returns a URL or `None`. `None` links nothing.",
+    ),
+    SettingSpec(
+        "FLOWER_URL",
+        None,
+        'Base URL of a Flower instance, such as `"https://flower.example.org"`; the admin '
+        "then links each run to its task's page there. `None` links nothing.",
+    ),
 )
 
 _SPECS_BY_NAME = {spec.name: spec for spec in SPECS}
@@ -431,6 +445,37 @@ class ParselogSettings:
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 5000:
             raise _type_error("PREVIEW_LINES", value, "a whole number of lines from 1 to 5000")
         return value
+
+    @property
+    def subject_url(self) -> str | Callable[..., str | None] | None:
+        """The subject's URL template, or the function named by a dotted path, or ``None``."""
+        value = self._value("SUBJECT_URL")
+        if value is None or value == "":
+            return None
+        if callable(value):
+            return value  # type: ignore[no-any-return]
+        if not isinstance(value, str):
+            raise _type_error("SUBJECT_URL", value, "a URL template, a dotted path or None")
+        if "{" not in value and _DOTTED_PATH.match(value):
+            try:
+                function = import_string(value)
+            except ImportError as error:
+                raise _type_error(
+                    "SUBJECT_URL", value, f"an importable function ({error})"
+                ) from error
+            if not callable(function):
+                raise _type_error("SUBJECT_URL", value, "the dotted path of a callable")
+            return function  # type: ignore[no-any-return]
+        return value
+
+    @property
+    def flower_url(self) -> str | None:
+        value = self._value("FLOWER_URL")
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or not value.startswith(("http://", "https://", "/")):
+            raise _type_error("FLOWER_URL", value, "an http(s) URL or a path, or None")
+        return value.rstrip("/")
 
 
 parselog_settings = ParselogSettings()

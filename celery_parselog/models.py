@@ -12,7 +12,10 @@ from datetime import timedelta
 
 from django.db import models
 
-__all__ = ["TaskLog"]
+from celery_parselog.audit import LogRead
+from celery_parselog.managers import TaskLogManager
+
+__all__ = ["LogRead", "TaskLog"]
 
 
 class TaskLog(models.Model):
@@ -75,6 +78,8 @@ class TaskLog(models.Model):
 
     counts = models.JSONField(default=dict, blank=True, help_text="Records by level name.")
     first_error = models.TextField(blank=True, default="")
+
+    objects = TaskLogManager()
 
     class Meta:
         verbose_name = "task log"

@@ -17,6 +17,7 @@ from celery import Celery
 from celery.signals import task_failure, task_revoked
 from click import Option
 
+from celery_parselog import control
 from celery_parselog.conf import ParselogSettings, SettingError
 from celery_parselog.receivers import CaptureConfig, CaptureReceivers
 from celery_parselog.recovery import RecoverySweeper
@@ -132,6 +133,7 @@ def on_worker_shutdown(**_: Any) -> None:
 
 def on_worker_init(sender: Any = None, **_: Any) -> None:
     """Receiver of ``worker_init``: decide whether this worker captures, and start if so."""
+    control.register()  # "Store now" in the admin reaches this worker through it
     options = getattr(sender, "options", None) or {}
     flag = options.get(OPTION)
     try:

@@ -55,6 +55,8 @@ PROPERTY_FOR = {
     "KEEP_ARGS": "keep_args",
     "DOWNLOAD_EXPIRY": "download_expiry",
     "PREVIEW_LINES": "preview_lines",
+    "SUBJECT_URL": "subject_url",
+    "FLOWER_URL": "flower_url",
 }
 
 # A valid value unlike the default and unlike tests/settings.py, and what the property gives.
@@ -79,6 +81,8 @@ NON_DEFAULT: dict[str, tuple[Any, Any]] = {
     "KEEP_ARGS": (False, False),
     "DOWNLOAD_EXPIRY": (60, 60),
     "PREVIEW_LINES": (20, 20),
+    "SUBJECT_URL": ("/files/{subject}/", "/files/{subject}/"),
+    "FLOWER_URL": ("http://flower.local:5555/", "http://flower.local:5555"),
 }
 
 # What each property gives when its setting is absent.
@@ -103,6 +107,8 @@ DEFAULT_VALUE: dict[str, Any] = {
     "KEEP_ARGS": True,
     "DOWNLOAD_EXPIRY": 300,
     "PREVIEW_LINES": 50,
+    "SUBJECT_URL": None,
+    "FLOWER_URL": None,
 }
 
 SPEC_NAMES = [spec.name for spec in SPECS]
@@ -179,6 +185,8 @@ def test_spec_defaults_match_property_defaults() -> None:
         "KEEP_ARGS": True,
         "DOWNLOAD_EXPIRY": 300,
         "PREVIEW_LINES": 50,
+        "SUBJECT_URL": None,
+        "FLOWER_URL": None,
     }
 
 
@@ -301,6 +309,9 @@ E008 = "celery_parselog.E008"
         ("PREVIEW_LINES", 5001, E008),
         ("PREVIEW_LINES", False, E008),
         ("PREVIEW_LINES", "50", E008),
+        ("SUBJECT_URL", 7, E008),
+        ("SUBJECT_URL", "no.such.module.link", E008),
+        ("FLOWER_URL", "flower.local", E008),
     ],
 )
 def test_setting_error_names_the_key(name: str, value: object, check_id: str) -> None:
