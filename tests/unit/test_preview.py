@@ -292,7 +292,7 @@ def test_a_gzip_bomb_is_not_decompressed_on_a_page_view(bomb: bytes) -> None:
     storages["default"].delete(key)
     storages["default"].save(key, ContentFile(bomb))
     produced = [0]
-    real = preview_module.decompressed_chunks
+    real = decompressed_chunks
 
     def counted(raw: object, **kwargs: object) -> Iterator[bytes]:
         for data in real(raw, **kwargs):  # type: ignore[arg-type]
