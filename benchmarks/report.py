@@ -46,6 +46,7 @@ PARTS: dict[str, str] = {
     "b3": "B3 memory and disk (one task logging a lot of text)",
     "b4": "B4 leaks (many captured tasks in one process)",
     "b5": "B5 records of concurrent tasks (real worker, --pool threads --concurrency 8)",
+    "b6": "B6 the admin's preview of a gzip bomb (bounded decompression)",
 }
 
 # B2's set-ups: each names its storage and its database (see b2_tasks.SETUPS).
@@ -165,6 +166,13 @@ CATALOG: tuple[RowSpec, ...] = (
     RowSpec("b5.lost", "b5", "Lines missing from their own task's log, capture", "0"),
     RowSpec("b5.baseline_perrun", "b5", "Baseline per-run logger: wrong / missing lines", INFO),
     RowSpec("b5.baseline_swap", "b5", "Baseline global handler swap: wrong / missing lines", INFO),
+    RowSpec(
+        "b6.bomb_text",
+        "b6",
+        "Text decompressed by a page view of a 1 MiB gzip of 1 GiB (full size)",
+        "≤ 80 MiB",
+    ),
+    RowSpec("b6.bomb_time", "b6", "Time of that page view / decompressing the whole bomb", INFO),
 )
 
 ROW_IDS: tuple[str, ...] = tuple(spec.id for spec in CATALOG)

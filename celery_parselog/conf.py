@@ -203,6 +203,33 @@ def _boolean(value: object) -> bool:
     return value
 
 
+def _subject_url(value: object) -> str | Callable[..., str | None] | None:
+    """A URL template over the subject, the function a dotted path names, or ``None``."""
+    if value is None or value == "":
+        return None
+    if callable(value):
+        return value
+    if not isinstance(value, str):
+        raise _wrong(value, "a URL template, a dotted path or None")
+    if "{" not in value and _DOTTED_PATH.match(value):
+        try:
+            function = import_string(value)
+        except ImportError as error:
+            raise _wrong(value, f"an importable function ({error})") from error
+        if not callable(function):
+            raise _wrong(value, "the dotted path of a callable")
+        return function  # type: ignore[no-any-return]
+    return value
+
+
+def _flower_url(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.startswith(("http://", "https://", "/")):
+        raise _wrong(value, "an http(s) URL or a path, or None")
+    return value.rstrip("/")
+
+
 def _optional(parse: Callable[[object], int]) -> Callable[[object], int | None]:
     def parse_optional(value: object) -> int | None:
         return None if value is None else parse(value)
@@ -618,6 +645,22 @@ class ParselogSettings:
         "Seconds an admin download link to a log on S3 (a presigned URL) stays valid.",
         # S3 refuses presigned URLs valid for more than seven days.
         _whole(1, 604800, "a whole number of seconds from 1 to 604800"),
+    )
+    subject_url = SettingSpec(
+        "SUBJECT_URL",
+        None,
+        "Where the admin links a run's subject to, such as the host's admin page of the "
+        'data file: a URL template over `subject` (`"/admin/files/datafile/{subject}/'
+        'change/"`), or the dotted path of a function that takes the `TaskLog` row and '
+        "returns a URL or `None`. `None` links nothing.",
+        _subject_url,
+    )
+    flower_url = SettingSpec(
+        "FLOWER_URL",
+        None,
+        'Base URL of a Flower instance, such as `"https://flower.example.org"`; the admin '
+        "then links each run to its task's page there. `None` links nothing.",
+        _flower_url,
     )
     metrics_port = SettingSpec(
         "METRICS_PORT",

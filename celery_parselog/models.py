@@ -12,9 +12,11 @@ from datetime import timedelta
 
 from django.db import models
 
+from celery_parselog.audit import LogRead
 from celery_parselog.entry import Status
+from celery_parselog.managers import TaskLogManager
 
-__all__ = ["TaskLog"]
+__all__ = ["LogRead", "TaskLog"]
 
 
 class TaskLog(models.Model):
@@ -86,6 +88,8 @@ class TaskLog(models.Model):
 
     counts = models.JSONField(default=dict, blank=True, help_text="Records by level name.")
     first_error = models.TextField(blank=True, default="")
+
+    objects = TaskLogManager()
 
     class Meta:
         verbose_name = "task log"

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from django.core.files.storage import Storage, storages
 
-from celery_parselog.storage import _is_s3
+from celery_parselog.storage import is_s3
 
 __all__ = [
     "CHUNK",
@@ -81,7 +81,7 @@ def open_raw(location: LogLocation, start: int = 0) -> Iterator[RawStream]:
     ``io.UnsupportedOperation`` (``OSError``).
     """
     storage = location.backend
-    if _is_s3(storage):
+    if is_s3(storage):
         with _s3_body(storage, location.key, start) as body:
             yield body
         return
@@ -180,7 +180,8 @@ def decompressed_chunks(raw: RawStream, *, chunk: int = CHUNK) -> Iterator[bytes
 
     Gzip is recognized by its magic bytes, so a log is read correctly whatever its
     name. Concatenated gzip members are all read. A stream cut short (a log whose
-    writer was killed) yields what could be decompressed and stops.
+    writer was killed) yields what could be decompressed and stops. No piece yielded
+    is longer than ``chunk``, however well the input compresses.
     """
     first = raw.read(chunk)
     if not first.startswith(_GZIP_MAGIC):
@@ -192,22 +193,23 @@ def decompressed_chunks(raw: RawStream, *, chunk: int = CHUNK) -> Iterator[bytes
     decompressor = zlib.decompressobj(wbits=31)
     data = first
     while data:
-        try:
-            text = decompressor.decompress(data)
-        except zlib.error:
-            return
-        if text:
-            yield text
-        # Another gzip member may follow the end of this one.
-        while decompressor.eof and decompressor.unused_data:
-            rest = decompressor.unused_data
-            decompressor = zlib.decompressobj(wbits=31)
+        pending = data
+        while pending:
             try:
-                text = decompressor.decompress(rest)
+                # At most one chunk of text per call: a few bytes of gzip can stand for
+                # gigabytes, and the caller's bound must hold before they exist.
+                text = decompressor.decompress(pending, chunk)
             except zlib.error:
                 return
             if text:
                 yield text
+            if decompressor.eof:
+                # Another gzip member may follow the end of this one.
+                pending = decompressor.unused_data
+                if pending:
+                    decompressor = zlib.decompressobj(wbits=31)
+            else:
+                pending = decompressor.unconsumed_tail
         data = raw.read(chunk)
     if not decompressor.eof:
         try:

@@ -102,10 +102,6 @@ def overwrites_in_place(storage: Storage) -> bool:
     )
 
 
-def _is_s3(storage: Storage) -> bool:
-    return is_s3(storage)
-
-
 def is_s3(storage: Storage) -> bool:
     # Checked by module rather than isinstance, so django-storages stays optional.
     return any(cls.__module__.startswith("storages.backends.s3") for cls in type(storage).__mro__)

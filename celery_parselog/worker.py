@@ -23,7 +23,7 @@ from celery.signals import task_failure, task_revoked, worker_process_shutdown
 from click import Option
 from django.core.files.storage import storages
 
-from celery_parselog import metrics, records
+from celery_parselog import control, metrics, records
 from celery_parselog.conf import InvalidSettings, ParselogSettings, SettingError
 from celery_parselog.metadata import settle_entry
 from celery_parselog.receivers import CaptureConfig, CaptureReceivers
@@ -185,6 +185,7 @@ def on_worker_init(sender: Any = None, **_: Any) -> None:
     :func:`on_worker_setup`.
     """
     global _startup
+    control.register()  # "Store now" in the admin reaches this worker through it
     options = getattr(sender, "options", None) or {}
     flag = options.get(OPTION)
     _startup = None

@@ -11,14 +11,11 @@ __all__ = ["latest_two_of_subject", "run_of"]
 
 def run_of(task_id: str, attempt: int | None = None) -> TaskLog:
     """The run of ``task_id`` (its last attempt unless one is given), or a CommandError."""
-    runs = TaskLog.objects.filter(task_id=task_id)
-    if attempt is not None:
-        runs = runs.filter(attempt=attempt)
-    row: TaskLog | None = runs.order_by("-attempt").first()
+    row: TaskLog | None = TaskLog.objects.run_of(task_id, attempt)
     if row is not None:
         return row
-    if attempt is not None and TaskLog.objects.filter(task_id=task_id).exists():
-        known = sorted(TaskLog.objects.filter(task_id=task_id).values_list("attempt", flat=True))
+    known = TaskLog.objects.attempts_of(task_id)
+    if attempt is not None and known:
         raise CommandError(
             f"Task {task_id} has no attempt {attempt}; its recorded attempts are "
             f"{', '.join(map(str, known))}."
@@ -31,9 +28,7 @@ def run_of(task_id: str, attempt: int | None = None) -> TaskLog:
 
 def latest_two_of_subject(subject: str) -> tuple[TaskLog, TaskLog]:
     """The two latest runs of ``subject``, earlier first, or a CommandError."""
-    runs: list[TaskLog] = list(
-        TaskLog.objects.filter(subject=subject).order_by("-started", "-pk")[:2]
-    )
+    runs = TaskLog.objects.latest_of_subject(subject, 2)
     if len(runs) < 2:
         raise CommandError(
             f"Subject {subject!r} has {len(runs)} recorded run"

@@ -4,6 +4,7 @@ preview, the compare page and the compare action."""
 from __future__ import annotations
 
 import gzip
+import io
 import re
 import time
 from collections.abc import Iterator
@@ -170,11 +171,11 @@ def test_detail_page_previews_the_first_and_last_lines(run: TaskLog, viewer: Cli
     """The detail page shows the first and last PREVIEW_LINES lines and what lies between."""
     with override_settings(CELERY_PARSELOG_PREVIEW_LINES=10):
         content = viewer.get(pages(run)["detail"]).content.decode()
-    assert "row 1\n" in content
-    assert "row 10\n" in content
-    assert "row 11\n" not in content
-    assert "row 111\n" in content
-    assert "row 120\n" in content
+    assert "row 1</span>" in content
+    assert "row 10</span>" in content
+    assert "row 11</span>" not in content
+    assert "row 111</span>" in content
+    assert "row 120</span>" in content
     assert "… 100 lines not shown …" in content
     assert pages(run)["download"] in content
 
@@ -262,7 +263,10 @@ def _expires_in(query: dict[str, list[str]]) -> float:
 
 @pytest.mark.usefixtures("s3")
 def test_download_from_s3_redirects_to_a_short_lived_presigned_url(viewer: Client) -> None:
-    """A log on S3 is a redirect to a presigned URL that expires after DOWNLOAD_EXPIRY."""
+    """A log on S3 is a redirect to a presigned URL that expires after DOWNLOAD_EXPIRY.
+
+    The object has ``Content-Encoding: gzip``, which browsers undo as they save it, so
+    the URL names the file ``….log`` and says it is text."""
     row = stored_run(log_lines(A_ID, ["app|INFO|x"]), task_id=A_ID, alias=S3_ALIAS)
     for expiry in (300, 45):
         with override_settings(CELERY_PARSELOG_DOWNLOAD_EXPIRY=expiry):
@@ -274,8 +278,10 @@ def test_download_from_s3_redirects_to_a_short_lived_presigned_url(viewer: Clien
         assert location.path.endswith(row.key)
         assert _expires_in(query) == pytest.approx(expiry, abs=5)
         assert "X-Amz-Signature" in query or "Signature" in query
-        filename = row.key.rsplit("/", 1)[-1]
+        filename = row.key.rsplit("/", 1)[-1].removesuffix(".gz")
+        assert filename.endswith(".log")
         assert query["response-content-disposition"] == [f'attachment; filename="{filename}"']
+        assert query["response-content-type"] == ["text/plain; charset=utf-8"]
     storages[S3_ALIAS].delete(row.key)
     assert viewer.get(pages(row)["download"]).status_code == 404
 
@@ -379,3 +385,240 @@ class _Bounds:
     def __exit__(self, *exc: object) -> None:
         for patch in self._patches:
             patch.stop()
+
+
+# -- the list's columns, filters and links out ---------------------------------------
+
+
+def _row_with(task_id: str, text: str, **kwargs: Any) -> TaskLog:
+    with override_settings(CELERY_PARSELOG_SUBJECT="{data_file_id}"):
+        return stored_run(text, task_id=task_id, **kwargs)
+
+
+def test_the_list_shows_readable_columns(viewer: Client) -> None:
+    """Started has the exact time as a tooltip, the subject is a link, the attempt comes with
+    the arguments (so a re-parse id shows), state and upload have the admin's icons,
+    counts are numbers and the size is in human units."""
+    row = _row_with(
+        A_ID,
+        "x" * 5000,
+        subject_arguments={"data_file_id": 7, "reparse_id": 42},
+        counts={"INFO": 3, "WARNING": 2, "ERROR": 1},
+    )
+    content = viewer.get(reverse(CHANGELIST)).content.decode()
+    from django.utils import timezone
+
+    exact = timezone.localtime(row.started).isoformat(timespec="milliseconds")
+    assert f'title="{exact}"' in content
+    assert f'href="{reverse(CHANGELIST)}?subject=7"' in content
+    assert "#1 · 7, 42" in content
+    assert "admin/img/icon-yes.svg" in content
+    assert 'title="1 errors">1</span>' in content
+    assert 'title="2 warnings">2</span>' in content
+    assert row.bytes is not None and row.bytes < 1024
+    assert f"{row.bytes}\xa0bytes" in content
+    assert "column-task_id" not in content and "column-hostname" not in content
+
+
+def test_the_detail_page_shows_counts_and_sizes_readably(viewer: Client) -> None:
+    """The detail page lists records by level, most severe first, not raw JSON."""
+    row = _row_with(A_ID, "a\n", counts={"INFO": 1200, "ERROR": 2, "WARNING": 5})
+    content = viewer.get(pages(row)["detail"]).content.decode()
+    assert "ERROR 2 · WARNING 5 · INFO 1,200" in content
+    assert '{"INFO"' not in content
+    assert f"{row.bytes}\xa0bytes" in content
+
+
+def test_has_errors_and_incomplete_filters(viewer: Client) -> None:
+    """ "has errors" keeps runs that logged ERROR or CRITICAL; "incomplete" keeps logs that
+    did not reach their run's end."""
+    _row_with(A_ID, "a\n", counts={"INFO": 1, "ERROR": 1})
+    clean = _row_with(B_ID, "b\n", counts={"INFO": 1})
+    TaskLog.objects.filter(pk=clean.pk).update(complete=False)
+    url = reverse(CHANGELIST)
+
+    def shown(**query: str) -> set[str]:
+        content = viewer.get(url, query).content.decode()
+        return {
+            task_id
+            for task_id in (A_ID, B_ID)
+            if f"/{TaskLog.objects.run_of(task_id).pk}/change/" in content
+        }
+
+    assert shown(errors="yes") == {A_ID}
+    assert shown(errors="no") == {B_ID}
+    assert shown(complete="no") == {B_ID}
+    assert shown(complete="yes") == {A_ID}
+
+
+def link_for_subject(row: TaskLog) -> str:
+    """A SUBJECT_URL function for the test below."""
+    return f"/files/{row.subject}/by-function/"
+
+
+def test_links_out_to_the_subject_and_flower(run: TaskLog, viewer: Client) -> None:
+    """SUBJECT_URL (a template or a function) and FLOWER_URL become links on the list and
+    on the run's page; without them nothing links out."""
+    plain = viewer.get(pages(run)["detail"]).content.decode()
+    assert "parselog-link-out" not in plain
+    with override_settings(
+        CELERY_PARSELOG_SUBJECT_URL="/files/{subject}/change/",
+        CELERY_PARSELOG_FLOWER_URL="http://flower.local:5555/",
+    ):
+        detail = viewer.get(pages(run)["detail"]).content.decode()
+        listing = viewer.get(reverse(CHANGELIST)).content.decode()
+    assert 'href="/files/7/change/"' in detail
+    assert f'href="http://flower.local:5555/task/{run.task_id}"' in detail
+    assert 'href="/files/7/change/" class="parselog-out"' in listing
+    with override_settings(CELERY_PARSELOG_SUBJECT_URL=f"{__name__}.link_for_subject"):
+        detail = viewer.get(pages(run)["detail"]).content.decode()
+    assert 'href="/files/7/by-function/"' in detail
+
+
+def test_a_failed_upload_shows_host_spool_and_store_now(viewer: Client, settings: Any) -> None:
+    """A log not stored yet names its host and spool folder, and offers “Store now”."""
+    record_started(
+        pending_entry(A_ID),
+        task_name="tests.parse",
+        hostname="parse-host-3",
+        arguments={},
+        args=[],
+        kwargs={},
+    )
+    row = record_finished(final_entry(A_ID, status="failed", error="S3 down"), first_error=None)
+    assert row is not None
+    content = viewer.get(pages(row)["detail"]).content.decode()
+    assert "<code>parse-host-3</code>" in content
+    assert f"<code>{settings.CELERY_PARSELOG_SPOOL_DIR}</code>" in content
+    assert f"<code>{A_ID}-1-….log.gz</code>" in content
+    assert 'id="parselog-store-now"' in content
+    assert 'name="action" value="store_now"' in content
+
+
+# -- the whole-log page ----------------------------------------------------------------
+
+
+def _long_run() -> TaskLog:
+    messages = []
+    for n in range(1, 1201):
+        level = "ERROR" if n % 100 == 0 else "WARNING" if n % 10 == 0 else "INFO"
+        messages.append(f"parsers|{level}|record {n} of file 7")
+    text = log_lines(A_ID, messages)
+    text += 'Traceback (most recent call last):\n  File "p.py", line 1, in f\nValueError: bad\n'
+    return stored_run(text, task_id=A_ID)
+
+
+def test_whole_log_page_pages_with_stable_line_numbers(viewer: Client) -> None:
+    """The log page shows 500 lines a page, anchored by their line numbers, with links to
+    the next and previous pages."""
+    row = _long_run()
+    url = reverse("admin:celery_parselog_tasklog_log", args=[row.pk])
+    first = viewer.get(url).content.decode()
+    assert 'id="L1"' in first and 'id="L500"' in first and 'id="L501"' not in first
+    assert 'href="?start=501"' in first
+    second = viewer.get(url, {"start": "501"}).content.decode()
+    assert 'id="L501"' in second and 'id="L1000"' in second
+    assert 'href="?start=1"' in second
+    assert 'href="?start=1001"' in second
+    last = viewer.get(url, {"start": "1001"}).content.decode()
+    assert 'id="L1203"' in last and 'class="parselog-next"' not in last
+    assert 'class="line traceback" id="L1201"' in last
+    assert 'class="line error" id="L1200"' in last
+
+
+def test_whole_log_page_filters_by_level_and_searches(viewer: Client) -> None:
+    """The level filter keeps records at that level and above with their tracebacks; the
+    search keeps matching lines and marks the match; numbers stay the log's own."""
+    row = _long_run()
+    url = reverse("admin:celery_parselog_tasklog_log", args=[row.pk])
+    errors = viewer.get(url, {"level": "ERROR"}).content.decode()
+    assert 'id="L100"' in errors and 'id="L1200"' in errors and 'id="L1203"' in errors
+    assert 'id="L110"' not in errors and 'id="L1"' not in errors
+    assert 'class="line error" id="L100"' in errors
+    found = viewer.get(url, {"q": "RECORD 77 "}).content.decode()
+    assert 'id="L77"' in found and 'id="L78"' not in found
+    assert "<mark>record 77 </mark>" in found
+    assert 'href="?q=RECORD+77+&amp;start=77#L77"' in found
+
+
+def test_the_preview_highlights_errors_warnings_and_tracebacks(viewer: Client) -> None:
+    """The detail page's preview uses the whole-log page's highlighting."""
+    row = stored_run(
+        log_lines(A_ID, ["app|INFO|ok", "app|WARNING|odd", "app|ERROR|bad"])
+        + "Traceback (most recent call last):\n  File \"x.py\", line 1\nKeyError: 'k'\n",
+        task_id=A_ID,
+    )
+    content = viewer.get(pages(row)["detail"]).content.decode()
+    assert re.search(r'class="line " id="L1">.*app: ok', content)
+    assert re.search(r'class="line warning" id="L2">.*app: odd', content)
+    assert re.search(r'class="line error" id="L3">.*app: bad', content)
+    assert 'class="line traceback" id="L4"' in content
+    assert 'class="line traceback" id="L6"' in content
+
+
+# -- the audit trail -----------------------------------------------------------------
+
+
+def test_every_read_leaves_an_audit_entry(run: TaskLog, viewer: Client) -> None:
+    """Preview, whole-log page, download and comparison each record who read which run."""
+    from celery_parselog.audit import LogRead
+
+    other = _row_with(B_ID, "b\n")
+    viewer.get(pages(run)["detail"])
+    viewer.get(reverse("admin:celery_parselog_tasklog_log", args=[run.pk]), {"q": "123-45"})
+    viewer.get(pages(run)["download"])
+    viewer.get(reverse("admin:celery_parselog_tasklog_compare"), {"a": run.pk, "b": other.pk})
+    entries = list(LogRead.objects.order_by("pk").values_list("username", "kind", "task_log"))
+    assert entries == [
+        ("viewer", "preview", run.pk),
+        ("viewer", "log", run.pk),
+        ("viewer", "download", run.pk),
+        ("viewer", "compare", run.pk),
+        ("viewer", "compare", other.pk),
+    ]
+    searched = LogRead.objects.get(kind="log")
+    assert "search" in searched.detail and "123-45" not in searched.detail
+
+
+def test_the_audit_trail_is_visible_read_only_and_purged_with_its_runs(run: TaskLog) -> None:
+    """Entries are listed in the admin for those with the view permission, cannot be
+    changed or deleted there, and go when parselog_purge deletes their run."""
+    from django.core.management import call_command
+
+    from celery_parselog.audit import LogRead
+
+    auditor = staff("auditor", "view_tasklog", "view_logread")
+    client = client_for(auditor)
+    client.get(pages(run)["detail"])
+    listing = client.get(reverse("admin:celery_parselog_logread_changelist")).content.decode()
+    assert "auditor" in listing and "preview" in listing
+    entry = LogRead.objects.get()
+    assert (
+        client.post(reverse("admin:celery_parselog_logread_delete", args=[entry.pk])).status_code
+        == 403
+    )
+    TaskLog.objects.filter(pk=run.pk).update(started=BASE_TIME - timedelta(days=400))
+    call_command("parselog_purge", "--older-than", "90", stdout=io.StringIO())
+    assert not LogRead.objects.exists()
+
+
+# -- downloads ---------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("s3")
+def test_an_s3_log_without_content_encoding_downloads_as_gzip(viewer: Client) -> None:
+    """An S3 object of gzip bytes without ``Content-Encoding`` keeps its ``.gz`` name."""
+    import boto3
+
+    row = stored_run(log_lines(A_ID, ["app|INFO|x"]), task_id=A_ID, alias=S3_ALIAS)
+    client = boto3.client("s3", region_name="us-east-1")
+    client.copy_object(
+        Bucket=BUCKET,
+        Key=row.key,
+        CopySource={"Bucket": BUCKET, "Key": row.key},
+        MetadataDirective="REPLACE",
+        ContentType="application/gzip",
+    )
+    query = parse_qs(urlsplit(viewer.get(pages(row)["download"])["Location"]).query)
+    assert query["response-content-disposition"][0].endswith('.log.gz"')
+    assert query["response-content-type"] == ["application/gzip"]

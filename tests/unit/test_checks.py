@@ -573,6 +573,8 @@ BAD_VALUE: dict[str, tuple[object, str]] = {
     "DOWNLOAD_EXPIRY": (0, "celery_parselog.E008"),
     "PREVIEW_LINES": (0, "celery_parselog.E008"),
     "METRICS_PORT": ("9808", "celery_parselog.E008"),
+    "SUBJECT_URL": (7, "celery_parselog.E008"),
+    "FLOWER_URL": ("flower.local", "celery_parselog.E008"),
 }
 
 

@@ -58,6 +58,8 @@ PROPERTY_FOR = {
     "DOWNLOAD_EXPIRY": "download_expiry",
     "PREVIEW_LINES": "preview_lines",
     "METRICS_PORT": "metrics_port",
+    "SUBJECT_URL": "subject_url",
+    "FLOWER_URL": "flower_url",
 }
 
 # A valid value unlike the default and unlike tests/settings.py, and what the property gives.
@@ -83,6 +85,8 @@ NON_DEFAULT: dict[str, tuple[Any, Any]] = {
     "DOWNLOAD_EXPIRY": (60, 60),
     "PREVIEW_LINES": (20, 20),
     "METRICS_PORT": (9808, 9808),
+    "SUBJECT_URL": ("/files/{subject}/", "/files/{subject}/"),
+    "FLOWER_URL": ("http://flower.local:5555/", "http://flower.local:5555"),
 }
 
 # What each property gives when its setting is absent.
@@ -108,6 +112,8 @@ DEFAULT_VALUE: dict[str, Any] = {
     "DOWNLOAD_EXPIRY": 300,
     "PREVIEW_LINES": 50,
     "METRICS_PORT": None,
+    "SUBJECT_URL": None,
+    "FLOWER_URL": None,
 }
 
 SPEC_NAMES = [spec.name for spec in SPECS]
@@ -186,6 +192,8 @@ def test_spec_defaults_match_property_defaults() -> None:
         "DOWNLOAD_EXPIRY": 300,
         "PREVIEW_LINES": 50,
         "METRICS_PORT": None,
+        "SUBJECT_URL": None,
+        "FLOWER_URL": None,
     }
 
 
@@ -311,6 +319,9 @@ E008 = "celery_parselog.E008"
         ("METRICS_PORT", 0, E008),
         ("METRICS_PORT", 70000, E008),
         ("METRICS_PORT", "9808", E008),
+        ("SUBJECT_URL", 7, E008),
+        ("SUBJECT_URL", "no.such.module.link", E008),
+        ("FLOWER_URL", "flower.local", E008),
     ],
 )
 def test_setting_error_names_the_key(name: str, value: object, check_id: str) -> None:

@@ -13,6 +13,7 @@ import pytest
 from celery_parselog import preview as preview_module
 from celery_parselog.preview import LINE_MAX_BYTES, build_preview
 from celery_parselog.reading import (
+    CHUNK,
     CUT_LINE,
     LogLocation,
     decompressed_chunks,
@@ -261,3 +262,94 @@ class _Stream:
         piece = self._data[self._at : end]
         self._at += len(piece)
         return piece
+
+
+# -- bounds against hostile logs, highlighting, pages --------------------------------
+
+
+def gzip_bomb(text_bytes: int) -> bytes:
+    """Gzip of ``text_bytes`` zero bytes with no newline: about a thousandth of the size."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(16 * 1024 * 1024)
+    parts = [compressor.compress(block) for _ in range(text_bytes // len(block))]
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+@pytest.fixture(scope="module")
+def bomb() -> bytes:
+    """1 GiB of text in about 1 MiB of gzip."""
+    return gzip_bomb(1024**3)
+
+
+def test_a_gzip_bomb_is_not_decompressed_on_a_page_view(bomb: bytes) -> None:
+    """A 1 MiB gzip of 1 GiB of text decompresses no more than the preview's text bounds."""
+    assert len(bomb) <= 1.1 * 1024**2
+    key = "bomb.log.gz"
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import storages
+
+    storages["default"].delete(key)
+    storages["default"].save(key, ContentFile(bomb))
+    produced = [0]
+    real = decompressed_chunks
+
+    def counted(raw: object, **kwargs: object) -> Iterator[bytes]:
+        for data in real(raw, **kwargs):  # type: ignore[arg-type]
+            produced[0] += len(data)
+            yield data
+
+    with mock.patch.object(preview_module, "decompressed_chunks", counted):
+        shown = build_preview(location(key), 50, size=len(bomb))
+    limit = preview_module.HEAD_MAX_TEXT_BYTES + preview_module.TAIL_MAX_TEXT_BYTES
+    # Each of the two passes may decompress one chunk past its bound before stopping.
+    assert produced[0] <= limit + 2 * CHUNK
+    assert shown.text_read <= limit
+    assert shown.head and shown.head[0].text.endswith("[line cut]")
+    assert any("not shown" in note for note in shown.notes)
+
+
+def test_lines_are_classified_by_their_records_level() -> None:
+    """ERROR and CRITICAL lines are errors, WARNING lines warnings, a traceback and the
+    exception line ending it are traceback lines of the record above; JSON lines too."""
+    from celery_parselog.lines import LineClassifier
+
+    classifier = LineClassifier()
+    lines = [
+        "2026-11-29T19:52:10.418Z INFO app: fine, no ERROR here",
+        "2026-11-29T19:52:10.418Z WARNING app: odd",
+        "ERROR celery.app.trace: Task t[1] raised",
+        "Traceback (most recent call last):",
+        '  File "x.py", line 1, in f',
+        "ValueError: bad",
+        "INFO app: next record",
+        '{"ts": "t", "level": "CRITICAL", "message": "down"}',
+        "a continuation of that record",
+    ]
+    kinds = [classifier.classify(line).css for line in lines]
+    assert kinds == [
+        "",
+        "warning",
+        "error",
+        "traceback",
+        "traceback",
+        "traceback",
+        "",
+        "error",
+        "error",
+    ]
+
+
+def test_a_page_of_the_whole_log_stops_at_its_text_bound() -> None:
+    """Reading a page stops after its text bound and says where; lines keep their numbers."""
+    from celery_parselog.preview import read_page
+
+    store_text("paged.log.gz", numbered(10_000, width=99))
+    page = read_page(location("paged.log.gz"), start=9_990, lines=5, text_limit=100 * 5_000)
+    assert page.lines == []
+    assert page.scanned_to == 5_000
+    assert not page.ended
+    assert "Reading stopped after" in page.notes[0]
+    whole = read_page(location("paged.log.gz"), start=9_998, lines=5)
+    assert [line.number for line in whole.lines] == [9_998, 9_999, 10_000]
+    assert whole.ended and whole.next_start is None and whole.previous_start == 9_993
