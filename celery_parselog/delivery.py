@@ -22,7 +22,7 @@ from celery.backends.base import Backend
 from celery_parselog import metrics
 from celery_parselog.entry import RunEntry, Status
 from celery_parselog.metadata import publish
-from celery_parselog.records import finish_row, record_recovered
+from celery_parselog.records import record_finished, record_recovered
 from celery_parselog.spool import remove_run_files, write_manifest
 from celery_parselog.storage import UploadError, store_log
 
@@ -118,7 +118,7 @@ def deliver(
     if recovered:
         record_recovered(final, hostname=hostname)
     else:
-        finish_row(final, first_error=first_error)
+        record_finished(final, first_error=first_error)
     if final.stored:
         remove_run_files(spool)
     return final

@@ -39,14 +39,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RowWriter",
-    "finish_row",
     "flush_rows",
     "record_finished",
     "record_recovered",
     "record_started",
     "render_subject",
     "start_fields",
-    "start_row",
     "write_rows_in_background",
 ]
 
@@ -74,14 +72,17 @@ def record_started(
     args: Sequence[Any],
     kwargs: Mapping[str, Any],
 ) -> None:
-    """Create (or reset) the row of a run that just started, from its pending entry, now.
+    """Create (or reset) the row of a run that just started, from its pending entry.
+
+    Written at once, or queued to the :class:`RowWriter` in a process that writes rows
+    in the background (workers do).
 
     ``arguments`` are the task's parameters bound to its signature (what the key
     template sees), used for the subject; ``args`` and ``kwargs`` are kept as given.
     A run of the same delivery seen again (its prerun ran twice) starts its row afresh;
     a redelivered message is another delivery, with a row of its own.
     """
-    _start(entry, None, hostname=hostname, arguments=arguments, args=args, kwargs=kwargs)
+    _start(entry, _background(), hostname=hostname, arguments=arguments, args=args, kwargs=kwargs)
 
 
 def _start(
@@ -168,8 +169,13 @@ def record_finished(entry: RunEntry, *, first_error: str | None) -> TaskLog | No
 
     Creates the row if its start was never recorded. Sends
     :data:`~celery_parselog.signals.log_uploaded` when the log is stored. Returns the
-    row, or ``None`` when rows are off or it could not be written.
+    row, or ``None`` when rows are off, it could not be written, or it was queued to the
+    background writer.
     """
+    writer = _background()
+    if writer is not None:
+        writer.finished(entry, first_error)
+        return None
     return _complete(entry, first_error=first_error, recovered=False)
 
 
@@ -526,27 +532,6 @@ def _background() -> RowWriter | None:
         _writer, _writer_pid = RowWriter(), os.getpid()
         _writer.start()
     return _writer
-
-
-def start_row(
-    entry: RunEntry,
-    *,
-    hostname: str,
-    arguments: Mapping[str, Any],
-    args: Sequence[Any],
-    kwargs: Mapping[str, Any],
-) -> None:
-    """Record a run's start, in the background when this process writes rows so."""
-    _start(entry, _background(), hostname=hostname, arguments=arguments, args=args, kwargs=kwargs)
-
-
-def finish_row(entry: RunEntry, *, first_error: str | None) -> None:
-    """Record a run's end, in the background when this process writes rows so."""
-    writer = _background()
-    if writer is None:
-        record_finished(entry, first_error=first_error)
-    else:
-        writer.finished(entry, first_error)
 
 
 def flush_rows(timeout: float = RowWriter._FLUSH_TIMEOUT) -> bool:

@@ -39,7 +39,7 @@ from celery_parselog.keys import (
     with_delivery,
 )
 from celery_parselog.metadata import mark_checkpoint, mark_pending, read_entry
-from celery_parselog.records import start_row
+from celery_parselog.records import record_started
 from celery_parselog.redaction import Redactor
 from celery_parselog.routing import LoggerSelection
 from celery_parselog.selection import TaskSelector
@@ -192,7 +192,7 @@ class Run:
         )
         save_manifest(capture.path, entry)
         # Before routing starts, so the database's own log lines stay out of the run.
-        start_row(entry, hostname=HOSTNAME, arguments=arguments, args=args, kwargs=kwargs)
+        record_started(entry, hostname=HOSTNAME, arguments=arguments, args=args, kwargs=kwargs)
         try:
             mark_pending(task, entry)
         except Exception:

@@ -517,10 +517,10 @@ def test_background_writer_shows_a_running_run_before_it_ends() -> None:
     records.write_rows_in_background()
     try:
         entry = RunEntry.from_wire({**pending_entry(TASK_ID), "task_name": "tests.parse"})
-        records.start_row(entry, hostname="worker-1", arguments={}, args=[], kwargs={})
+        records.record_started(entry, hostname="worker-1", arguments={}, args=[], kwargs={})
         assert records.flush_rows(10)
         assert TaskLog.objects.get(task_id=TASK_ID).state == "running"
-        records.finish_row(
+        records.record_finished(
             RunEntry.from_wire({**final_entry(TASK_ID), "task_name": "tests.parse"}),
             first_error=None,
         )
