@@ -120,5 +120,6 @@ def deliver(
     else:
         record_finished(final, first_error=first_error)
     if final.stored:
-        remove_run_files(spool)
+        # A run that ended removed its own tail segments and checkpoint copies.
+        remove_run_files(spool, only_log_and_manifest=not recovered)
     return final

@@ -12,6 +12,7 @@ runs, and :meth:`Run.finish` (close the spool, then :func:`~celery_parselog.deli
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -161,7 +162,7 @@ class Run:
             arguments=arguments,
             task=task,
         )
-        previous = _previous_entry(task, task_id, attempt)
+        previous = _previous_entry(task, task_id, attempt, request)
         delivery = _delivery(previous, attempt, request)
         key = with_delivery(_key(config, context), delivery)
         capture = RunCapture(
@@ -322,16 +323,26 @@ def _planned_uri(alias: str, key: str) -> str:
         return ""
 
 
-def _previous_entry(task: Any, task_id: str, attempt: int) -> RunEntry | None:
+# Brokers whose transport marks a message delivered again (``delivery_info["redelivered"]``):
+# Redis when it restores an unacknowledged message, AMQP natively.
+_FLAGGING_BROKERS = ("redis", "rediss", "sentinel", "amqp", "amqps", "pyamqp", "librabbitmq")
+
+
+def _previous_entry(task: Any, task_id: str, attempt: int, request: Any) -> RunEntry | None:
     """The entry an earlier run of this task left, when there can be one.
 
-    Read for a retry (its earlier attempts' keys) and, on key-value backends, for every
-    run: a message whose worker was lost comes back with the same id and attempt, and
-    the entry the lost run left is how it is told apart. The django-db backend keeps
-    no entry for a running task; there a redelivery is known from the message alone.
+    Read for a retry (its earlier attempts' keys), and for a message that came back
+    after its worker was lost: the same id and attempt run again, and the entry the lost
+    run left is how the new run is numbered. A first attempt on a broker that flags
+    redeliveries, without the flag, cannot be one, and costs no read; on other brokers
+    every run reads. The django-db backend keeps no entry for a running task; there a
+    redelivery is known from the message alone.
     """
     backend = task.backend
-    if attempt == 1 and not isinstance(backend, BaseKeyValueStoreBackend):
+    if attempt == 1 and (
+        not isinstance(backend, BaseKeyValueStoreBackend)
+        or (_broker_flags_redeliveries(task.app) and not _flagged_redelivered(request))
+    ):
         return None
     try:
         return read_entry(backend, task_id)
@@ -340,12 +351,25 @@ def _previous_entry(task: Any, task_id: str, attempt: int) -> RunEntry | None:
         return None
 
 
+def _flagged_redelivered(request: Any) -> bool:
+    info = getattr(request, "delivery_info", None)
+    return isinstance(info, Mapping) and bool(info.get("redelivered"))
+
+
+@functools.lru_cache(maxsize=8)
+def _broker_flags_redeliveries(app: Any) -> bool:
+    try:
+        url = str(app.conf.broker_url or "")
+    except Exception:  # noqa: BLE001 - unknown broker: read, to be safe
+        return False
+    return url.split("://", 1)[0].rsplit("+", maxsplit=1)[-1] in _FLAGGING_BROKERS
+
+
 def _delivery(previous: RunEntry | None, attempt: int, request: Any) -> int:
     """Which delivery of this attempt is starting: 1, or more when its message came back."""
     if previous is not None and previous.attempt == attempt:
         return previous.delivery + 1
-    info = getattr(request, "delivery_info", None)
-    if isinstance(info, Mapping) and info.get("redelivered"):
+    if _flagged_redelivered(request):
         return _recorded_deliveries(str(request.id), attempt) + 1
     return 1
 

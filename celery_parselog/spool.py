@@ -321,9 +321,14 @@ def close_descriptor(descriptor: int) -> None:
 # -- cleaning -----------------------------------------------------------------------------
 
 
-def remove_run_files(spool: Path) -> None:
-    """Remove a run's spool file and everything beside it, once its log is safely stored."""
-    for path in (spool, manifest_path(spool), *tail_paths(spool), checkpoint_copy_path(spool)):
+def remove_run_files(spool: Path, *, only_log_and_manifest: bool = False) -> None:
+    """Remove a run's spool file and everything beside it, once its log is safely stored.
+
+    A run that knows it made nothing else (no kept tail: its end removed the tail's
+    segments already) says ``only_log_and_manifest`` and saves the other look-ups.
+    """
+    extra = () if only_log_and_manifest else (*tail_paths(spool), checkpoint_copy_path(spool))
+    for path in (spool, manifest_path(spool), *extra):
         path.unlink(missing_ok=True)
 
 
