@@ -140,47 +140,47 @@ def store_log(
     see the key missing; others get a delete first, as they would otherwise store
     beside it under another name.
     """
-    with path.open("rb") as stream:
+    with path.open("rb") as stream:  # one open for the digest and every attempt
         size, sha256 = digest(stream)
-    last_error: BaseException | None = None
-    tried = 0
-    for attempt in range(1, attempts + 1):
-        tried = attempt
-        try:
-            storage = storages[alias]
-            if replace and not overwrites_in_place(storage):
-                storage.delete(key)
-            with path.open("rb") as stream:
+        last_error: BaseException | None = None
+        tried = 0
+        for attempt in range(1, attempts + 1):
+            tried = attempt
+            try:
+                storage = storages[alias]
+                if replace and not overwrites_in_place(storage):
+                    storage.delete(key)
+                stream.seek(0)
                 content: Any = File(stream, name=key)
                 # Read by S3Storage when choosing the object's Content-Type; the
                 # ``.gz`` suffix makes it add ``Content-Encoding: gzip`` itself.
                 content.content_type = CONTENT_TYPE
                 stored_key = storage.save(key, content)
-            return StoredLog(
-                key=stored_key,
-                uri=storage_uri(storage, alias, stored_key),
-                bytes=size,
-                sha256=sha256,
-            )
-        except Exception as error:  # noqa: BLE001 - storages raise anything, from any SDK
-            last_error = error
-            permanent = is_permanent(error)
-            logger.warning(
-                "Upload attempt %d of %d for %s failed%s: %s",
-                attempt,
-                attempts,
-                key,
-                " (not retried: no retry can mend it)" if permanent else "",
-                _describe(error),
-            )
-            if permanent:
-                break
-            if attempt < attempts:
-                time.sleep(backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
-    raise UploadError(
-        f"could not store {key} after {tried} attempt{'s' if tried > 1 else ''}: "
-        f"{_describe(last_error)}"
-    )
+                return StoredLog(
+                    key=stored_key,
+                    uri=storage_uri(storage, alias, stored_key),
+                    bytes=size,
+                    sha256=sha256,
+                )
+            except Exception as error:  # noqa: BLE001 - storages raise anything, from any SDK
+                last_error = error
+                permanent = is_permanent(error)
+                logger.warning(
+                    "Upload attempt %d of %d for %s failed%s: %s",
+                    attempt,
+                    attempts,
+                    key,
+                    " (not retried: no retry can mend it)" if permanent else "",
+                    _describe(error),
+                )
+                if permanent:
+                    break
+                if attempt < attempts:
+                    time.sleep(backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+        raise UploadError(
+            f"could not store {key} after {tried} attempt{'s' if tried > 1 else ''}: "
+            f"{_describe(last_error)}"
+        )
 
 
 def _describe(error: BaseException | None) -> str:
