@@ -180,9 +180,12 @@ def test_a_big_log_is_compared_within_the_byte_bound() -> None:
     assert comparison.a.lines_read < 5000
     assert comparison.identical  # the changed last line lies past the bound
     assert any(
-        "only the first 9.8 KiB" in note and note.startswith("A:") for note in comparison.notes
+        "the diff reads only the first 9.8\xa0KB" in note and note.startswith("A:")
+        for note in comparison.notes
     )
-    assert any(row.label == "Lines read" and "(cut)" in row.a for row in comparison.rows)
+    assert any(row.label == "Lines in the diff" and "(cut)" in row.a for row in comparison.rows)
+    # The kinds of message still count every line.
+    assert any(row.label == "Lines" and row.a == "5,000" for row in comparison.rows)
 
 
 def test_a_run_without_a_stored_log_gets_a_summary_but_no_diff() -> None:
