@@ -554,10 +554,14 @@ class TaskLogAdmin(_ModelAdmin):
                 level=messages.WARNING,
             )
             return HttpResponseRedirect(reverse("admin:celery_parselog_tasklog_changelist"))
-        rows = TaskLog.objects.in_bulk([a_pk, b_pk])
+        # Through get_queryset and the per-object permission, so a subclass that scopes
+        # rows (per state, per region) scopes what can be compared too.
+        rows = self.get_queryset(request).in_bulk([a_pk, b_pk])
         if a_pk not in rows or b_pk not in rows:
             raise Http404("No such run.")
         a, b = rows[a_pk], rows[b_pk]
+        if not (self.has_view_permission(request, a) and self.has_view_permission(request, b)):
+            raise PermissionDenied
         record_read(request, a, "compare", f"with run {b.pk}")
         record_read(request, b, "compare", f"with run {a.pk}")
         context = {

@@ -1,39 +1,46 @@
-"""Comparing two runs' logs: a side-by-side summary and a diff that ignores what always changes.
+"""Comparing two runs' logs: a side-by-side summary, the kinds of message, and a diff.
 
-Two runs of the same parse differ in their times, task ids and durations on nearly
-every line, which would bury the differences that matter. Each line is normalized
-first (:func:`normalize_line`): timestamps, UUIDs and the runs' task ids, durations
-such as ``in 0.0123s`` and memory addresses such as ``0x7f3a…`` become placeholders.
+Both the admin's compare page and ``manage.py parselog_diff`` use :func:`compare_runs`.
+Each log is read once, streamed: every line is counted by its template
+(:mod:`celery_parselog.kinds`) and the first :data:`TEXT_MAX_BYTES` of text are kept
+for the diff, whose lines are normalized first (:mod:`celery_parselog.normalizing`).
 
 Counts by logger are taken from the text, which needs a format where the level name
 is followed by the logger name (the default
 ``%(asctime)s %(levelname)s %(name)s: %(message)s`` is), or JSON lines. Lines of
 other shapes (traceback lines, other formats) are counted under no logger.
 
-Both the admin's compare page and ``manage.py parselog_diff`` use :func:`compare_runs`.
-Very large logs are compared within bounds: at most :data:`TEXT_MAX_BYTES` of each
-log's text is read, and the diff stops after :data:`DIFF_MAX_LINES` lines; the
-comparison's ``notes`` say what was left out.
+Everything is bounded, so that a hostile or enormous log cannot hold a page for
+long: the summary reads at most :data:`SUMMARY_MAX_BYTES` of each log's text, the
+diff compares at most :data:`TEXT_MAX_BYTES` and :data:`DIFF_INPUT_MAX_LINES` lines
+of each in near-linear time (:mod:`celery_parselog.linediff`) and shows at most
+:data:`DIFF_MAX_LINES` lines. The comparison's ``notes`` say what was left out.
 """
 
 from __future__ import annotations
 
-import difflib
-import json
 import logging
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from django.template.defaultfilters import filesizeformat
+
+from celery_parselog.kinds import (
+    KindCounter,
+    KindSummary,
+    compare_kinds,
+    parse_level_and_logger,
+)
+from celery_parselog.linediff import diff_lines
+from celery_parselog.normalizing import Normalizer, normalize_line
 from celery_parselog.reading import (
     BoundedStream,
     LogLocation,
     capped,
     decompressed_chunks,
-    human_size,
     open_raw,
     split_lines,
 )
@@ -42,8 +49,10 @@ if TYPE_CHECKING:
     from celery_parselog.models import TaskLog
 
 __all__ = [
+    "DIFF_INPUT_MAX_LINES",
     "DIFF_MAX_LINES",
     "LINE_MAX_BYTES",
+    "SUMMARY_MAX_BYTES",
     "TEXT_MAX_BYTES",
     "Comparison",
     "LogText",
@@ -57,62 +66,14 @@ __all__ = [
 ]
 
 TEXT_MAX_BYTES = 8 * 1024 * 1024
+# Twice the default cap on a log's text (CELERY_PARSELOG_MAX_BYTES), so every log
+# written with the defaults is summarized whole.
+SUMMARY_MAX_BYTES = 256 * 1024 * 1024
+DIFF_INPUT_MAX_LINES = 100_000
 DIFF_MAX_LINES = 5000
 LINE_MAX_BYTES = 2000
 NO_LOGGER = "(no logger)"
-
-_TIMESTAMP = re.compile(
-    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
-)
-_CLOCK = re.compile(r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b")
-_UUID = re.compile(
-    r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
-)
-_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{4,}\b")
-_UNIT = r"(?:ns|us|µs|ms|s|sec|secs|seconds?|milliseconds?)\b"
-_DECIMAL_DURATION = re.compile(rf"\b\d+\.\d+\s?{_UNIT}")
-_WORDED_DURATION = re.compile(rf"\b(in|took|after|elapsed)(\s*[=:]?\s*)\d+\s?{_UNIT}")
-_HEADER = re.compile(
-    r"^(?:\S+\s+){0,3}?\[?(?P<level>DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL)\]?"
-    r"\s+\[?(?P<logger>[^\s:\[\]]+)\]?(?::|\s|$)"
-)
-
-
-def normalize_line(line: str, task_ids: Iterable[str] = ()) -> str:
-    """``line`` with its volatile parts replaced by placeholders, so equal runs compare equal.
-
-    ``task_ids`` (the compared runs' ids, which need not be UUIDs) become
-    ``<task-id>``; timestamps ``<time>``; other UUIDs ``<uuid>``; durations
-    ``<duration>``; memory addresses ``<addr>``.
-    """
-    for task_id in sorted((t for t in task_ids if t), key=len, reverse=True):
-        line = line.replace(task_id, "<task-id>")
-    line = _TIMESTAMP.sub("<time>", line)
-    line = _CLOCK.sub("<time>", line)
-    line = _UUID.sub("<uuid>", line)
-    line = _ADDRESS.sub("<addr>", line)
-    line = _WORDED_DURATION.sub(r"\1\2<duration>", line)
-    return _DECIMAL_DURATION.sub("<duration>", line)
-
-
-def parse_level_and_logger(line: str) -> tuple[str, str] | None:
-    """The level and logger names a log line starts with, or ``None`` for other lines.
-
-    Understands JSON lines (``level`` and ``logger``) and text lines where the level
-    name is followed by the logger name, after at most three leading fields.
-    """
-    if line.startswith("{"):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            return None
-        if isinstance(record, dict) and isinstance(record.get("logger"), str):
-            return str(record.get("level", "")), record["logger"]
-        return None
-    match = _HEADER.match(line)
-    if match is None:
-        return None
-    return match["level"], match["logger"]
+NOT_GROUPED = "(not grouped)"
 
 
 def count_by_logger(lines: Iterable[str]) -> dict[str, int]:
@@ -124,44 +85,57 @@ def count_by_logger(lines: Iterable[str]) -> dict[str, int]:
     return dict(counts.most_common())
 
 
-def _count_levels(lines: Iterable[str]) -> dict[str, int]:
-    counts: Counter[str] = Counter()
-    for line in lines:
-        parsed = parse_level_and_logger(line)
-        if parsed is not None and parsed[0]:
-            counts[parsed[0]] += 1
-    return dict(counts)
-
-
 @dataclass(frozen=True)
 class LogText:
-    """Up to :data:`TEXT_MAX_BYTES` of one log's text, as lines."""
+    """One log read once: up to :data:`TEXT_MAX_BYTES` of its text as lines, for the diff,
+    and every line's template up to :data:`SUMMARY_MAX_BYTES`."""
 
     lines: list[str]
     text_bytes: int
     truncated: bool
     error: str = ""
+    kinds: KindCounter | None = None
+    summary_truncated: bool = False
 
 
-def read_log_text(location: LogLocation, *, max_bytes: int = TEXT_MAX_BYTES) -> LogText:
-    """The first ``max_bytes`` of a stored log's text; a read error is reported, not raised."""
+def read_log_text(
+    location: LogLocation,
+    *,
+    max_bytes: int = TEXT_MAX_BYTES,
+    summary_bytes: int = SUMMARY_MAX_BYTES,
+    normalizer: Normalizer | None = None,
+) -> LogText:
+    """Read a stored log once; a read error is reported, not raised."""
+    summary_bytes = max(summary_bytes, max_bytes)
+    kinds = KindCounter(normalizer or Normalizer())
+    kept: list[bytes] = []
+    kept_bytes = total = 0
     try:
         with open_raw(location) as raw:
             # The stored bytes are bounded too: a plain log's are its text, and a
             # gzip log is smaller than its text (the cap is generous for the rare
             # incompressible one).
-            stream = BoundedStream(raw, max_bytes)
-            chunks = capped(decompressed_chunks(stream), max_bytes, stream)
-            lines = [
-                line.decode("utf-8", "replace")
-                for line in split_lines(chunks, max_line=LINE_MAX_BYTES)
-            ]
+            stream = BoundedStream(raw, summary_bytes)
+            for chunk in capped(decompressed_chunks(stream), summary_bytes, stream):
+                kinds.feed(chunk)
+                total += len(chunk)
+                if kept_bytes < max_bytes:
+                    kept.append(chunk[: max_bytes - kept_bytes])
+                    kept_bytes += len(kept[-1])
+            kinds.finish()
     except FileNotFoundError:
         return LogText([], 0, False, "the log is not in the storage")
     except Exception as error:  # noqa: BLE001 - shown beside the other run, not raised
         return LogText([], 0, False, f"the log could not be read: {type(error).__name__}: {error}")
+    lines = [line.decode("utf-8", "replace") for line in split_lines(kept, max_line=LINE_MAX_BYTES)]
     text_bytes = sum(len(line.encode("utf-8")) + 1 for line in lines)
-    return LogText(lines, text_bytes, stream.exhausted)
+    return LogText(
+        lines,
+        text_bytes,
+        total > kept_bytes or stream.exhausted,
+        kinds=kinds,
+        summary_truncated=stream.exhausted,
+    )
 
 
 @dataclass(frozen=True)
@@ -183,6 +157,7 @@ class RunSummary:
     levels: dict[str, int]
     loggers: dict[str, int]
     lines_read: int
+    lines_summarized: int
     text_bytes: int
     text_truncated: bool
     text_error: str
@@ -211,6 +186,7 @@ class Comparison:
     level_rows: list[SummaryRow]
     logger_rows: list[SummaryRow]
     diff: list[str]
+    kinds: KindSummary = field(default_factory=lambda: KindSummary([]))
     diff_cut: bool = False
     identical: bool = False
     notes: list[str] = field(default_factory=list)
@@ -236,12 +212,15 @@ def compare_runs(
     context: int = 3,
     max_diff_lines: int = DIFF_MAX_LINES,
     max_bytes: int = TEXT_MAX_BYTES,
+    max_input_lines: int = DIFF_INPUT_MAX_LINES,
+    summary_bytes: int = SUMMARY_MAX_BYTES,
 ) -> Comparison:
     """Compare run ``a`` (usually the earlier) with run ``b``."""
-    texts = [_text_of(a, max_bytes), _text_of(b, max_bytes)]
+    normalizer = Normalizer([a.task_id, b.task_id])
+    texts = [_text_of(row, max_bytes, summary_bytes, normalizer) for row in (a, b)]
     summaries = [_summary("A", a, texts[0]), _summary("B", b, texts[1])]
-    task_ids = [a.task_id, b.task_id]
-    notes = _notes(summaries, max_bytes)
+    notes = _notes(summaries, texts, max_bytes, summary_bytes)
+    kinds = compare_kinds(*(text.kinds if text else None for text in texts))
     comparison = Comparison(
         a=summaries[0],
         b=summaries[1],
@@ -249,29 +228,37 @@ def compare_runs(
         level_rows=_count_rows(summaries[0].levels, summaries[1].levels, by_level=True),
         logger_rows=_count_rows(summaries[0].loggers, summaries[1].loggers),
         diff=[],
+        kinds=kinds,
         notes=notes,
     )
     if any(text is None or text.error for text in texts):
         notes.append("No diff: both logs must be stored and readable.")
         return comparison
     a_text, b_text = (text.lines if text else [] for text in texts)
-    a_lines = [normalize_line(line, task_ids) for line in a_text]
-    b_lines = [normalize_line(line, task_ids) for line in b_text]
+    for label, lines in (("A", a_text), ("B", b_text)):
+        if len(lines) > max_input_lines:
+            notes.append(
+                f"{label}: the diff compares the first {max_input_lines:,} of the "
+                f"{len(lines):,} lines read; the other {len(lines) - max_input_lines:,} "
+                "are left out of it."
+            )
+    a_lines = [normalizer.normalize(line) for line in a_text[:max_input_lines]]
+    b_lines = [normalizer.normalize(line) for line in b_text[:max_input_lines]]
     comparison.identical = a_lines == b_lines
     if comparison.identical:
         return comparison
-    diff = difflib.unified_diff(
-        a_lines,
-        b_lines,
-        fromfile=_diff_name(a, "A"),
-        tofile=_diff_name(b, "B"),
-        lineterm="",
-        n=context,
-    )
-    for line in diff:
+    found = diff_lines(a_lines, b_lines)
+    if found.unaligned:
+        notes.append(
+            f"{found.unaligned:,} lines in long stretches with nothing in common are shown "
+            "as removed and added, without aligning them line by line."
+        )
+    comparison.diff = [_diff_name(a, "--- A"), _diff_name(b, "+++ B")]
+    hunks = found.unified(a_lines, b_lines, context=context)
+    for line in hunks:
         if len(comparison.diff) >= max_diff_lines:
             comparison.diff_cut = True
-            left_out = 1 + sum(1 for _ in diff)
+            left_out = 1 + sum(1 for _ in hunks)
             notes.append(
                 f"The diff is cut after {max_diff_lines:,} lines; "
                 f"{left_out:,} more diff lines are not shown."
@@ -281,16 +268,26 @@ def compare_runs(
     return comparison
 
 
-def _text_of(row: TaskLog, max_bytes: int) -> LogText | None:
+def _text_of(
+    row: TaskLog, max_bytes: int, summary_bytes: int, normalizer: Normalizer
+) -> LogText | None:
     if not row.is_stored:
         return None
-    return read_log_text(LogLocation(row.storage, row.key), max_bytes=max_bytes)
+    return read_log_text(
+        LogLocation(row.storage, row.key),
+        max_bytes=max_bytes,
+        summary_bytes=summary_bytes,
+        normalizer=normalizer,
+    )
 
 
 def _summary(label: str, row: TaskLog, text: LogText | None) -> RunSummary:
     lines = text.lines if text is not None else []
+    kinds = text.kinds if text is not None else None
     error = f"the log is not stored (upload {row.upload_status})" if text is None else text.error
-    levels = {str(k): int(v) for k, v in (row.counts or {}).items()} or _count_levels(lines)
+    levels = {str(k): int(v) for k, v in (row.counts or {}).items()}
+    if not levels and kinds is not None:
+        levels = kinds.levels()
     return RunSummary(
         label=label,
         pk=row.pk,
@@ -305,24 +302,36 @@ def _summary(label: str, row: TaskLog, text: LogText | None) -> RunSummary:
         stored_bytes=row.bytes,
         complete=row.complete,
         levels=levels,
-        loggers=count_by_logger(lines),
+        loggers=kinds.loggers(no_logger=NO_LOGGER, not_grouped=NOT_GROUPED) if kinds else {},
         lines_read=len(lines),
+        lines_summarized=kinds.lines if kinds else 0,
         text_bytes=text.text_bytes if text else 0,
         text_truncated=text.truncated if text else False,
         text_error=error,
     )
 
 
-def _notes(summaries: Sequence[RunSummary], max_bytes: int) -> list[str]:
+def _notes(
+    summaries: Sequence[RunSummary],
+    texts: Sequence[LogText | None],
+    max_bytes: int,
+    summary_bytes: int,
+) -> list[str]:
     notes = []
-    for summary in summaries:
+    for summary, text in zip(summaries, texts, strict=True):
         if summary.text_error:
             notes.append(f"{summary.label}: {summary.text_error}.")
-        elif summary.text_truncated:
+            continue
+        if summary.text_truncated:
             notes.append(
-                f"{summary.label}: only the first {human_size(max_bytes)} of the log's text "
-                f"({summary.lines_read:,} lines) was read; the rest is left out of the diff "
-                "and of the counts by logger."
+                f"{summary.label}: the diff reads only the first {filesizeformat(max_bytes)} "
+                f"of the log's text ({summary.lines_read:,} lines); the rest is left out of it."
+            )
+        if text is not None and text.summary_truncated:
+            notes.append(
+                f"{summary.label}: the kinds of message and the lines by logger count only "
+                f"the first {filesizeformat(summary_bytes)} of the log's text "
+                f"({summary.lines_summarized:,} lines)."
             )
     return notes
 
@@ -359,9 +368,13 @@ def _general_rows(a: RunSummary, b: RunSummary) -> list[SummaryRow]:
         row("Complete", lambda s: s.complete),
         row(
             "Stored size",
-            lambda s: f"{s.stored_bytes:,} bytes" if s.stored_bytes is not None else None,
+            lambda s: filesizeformat(s.stored_bytes) if s.stored_bytes is not None else None,
         ),
-        row("Lines read", lambda s: f"{s.lines_read:,}" + (" (cut)" if s.text_truncated else "")),
+        row("Lines", lambda s: f"{s.lines_summarized:,}"),
+        row(
+            "Lines in the diff",
+            lambda s: f"{s.lines_read:,}" + (" (cut)" if s.text_truncated else ""),
+        ),
     ]
 
 

@@ -1,12 +1,25 @@
-"""Unit tests for celery_parselog.compare: normalization, counts by logger, and comparing runs."""
+"""Unit tests for comparing runs: normalization, counts by logger, kinds of message, the
+bounded diff, the compare page's scoping and ``parselog_diff --summary``."""
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from django.contrib import admin
+from django.contrib.admin import AdminSite
+from django.contrib.auth.models import Permission, User
+from django.core.management import call_command
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.defaultfilters import filesizeformat
+from django.test import Client
+from django.urls import path
 
+from celery_parselog.admin import TaskLogAdmin
 from celery_parselog.compare import (
     NO_LOGGER,
     compare_runs,
@@ -14,6 +27,10 @@ from celery_parselog.compare import (
     normalize_line,
     parse_level_and_logger,
 )
+from celery_parselog.kinds import KindCounter, compare_kinds, counted, template_of
+from celery_parselog.linediff import diff_lines
+from celery_parselog.models import TaskLog
+from celery_parselog.normalizing import Normalizer
 from tests.unit.runs import (
     BASE_TIME,
     final_entry,
@@ -187,9 +204,12 @@ def test_a_big_log_is_compared_within_the_byte_bound() -> None:
     assert comparison.a.lines_read < 5000
     assert comparison.identical  # the changed last line lies past the bound
     assert any(
-        "only the first 9.8 KiB" in note and note.startswith("A:") for note in comparison.notes
+        "the diff reads only the first 9.8\xa0KB" in note and note.startswith("A:")
+        for note in comparison.notes
     )
-    assert any(row.label == "Lines read" and "(cut)" in row.a for row in comparison.rows)
+    assert any(row.label == "Lines in the diff" and "(cut)" in row.a for row in comparison.rows)
+    # The kinds of message still count every line.
+    assert any(row.label == "Lines" and row.a == "5,000" for row in comparison.rows)
 
 
 def test_a_run_without_a_stored_log_gets_a_summary_but_no_diff() -> None:
@@ -216,3 +236,290 @@ def test_a_purged_log_is_reported() -> None:
     storages["default"].delete(b.key)
     comparison = compare_runs(a, b)
     assert "B: the log is not in the storage." in comparison.notes
+
+
+# -- kinds of message --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "template"),
+    [
+        (
+            "2026-11-29T19:52:10.418Z WARNING parsers: bad record 3 in file 7: missing 'amount'",
+            "<time> WARNING parsers: bad record <num> in file <num>: missing '<str>'",
+        ),
+        ("report 2021-06-30 for 06/30/2021", "report <date> for <date>"),
+        ('reading "samples/7.csv" (12 columns)', 'reading "<str>" (<num> columns)'),
+        ("Partial Hash Field Values: T2 202108", "Partial Hash Field Values: <id> <num>"),
+        ("can't open file7, amount 1.5", "can't open <id>, amount <num>"),
+        ("done in 0.25s at 0x7f3a2b1c", "done in <duration> at <addr>"),
+        ("no digits, no quotes", "no digits, no quotes"),
+    ],
+)
+def test_template_replaces_what_varies(line: str, template: str) -> None:
+    """Numbers, ids, quoted values, dates and the diff's placeholders are replaced."""
+    assert template_of(line) == template
+
+
+def test_json_lines_are_grouped_by_level_logger_and_message() -> None:
+    """A JSON line's keys are not values: its template is built from level, logger, message."""
+    line = json.dumps({"ts": "t", "level": "ERROR", "logger": "db", "message": "row 5 failed"})
+    assert template_of(line) == "ERROR db: row <num> failed"
+
+
+def test_lines_of_one_kind_are_counted_together_with_their_first_example() -> None:
+    """Lines differing only in what varies share a template; the first is its example."""
+    counter = counted(
+        [
+            "t INFO app: record 1 of file 7",
+            "t INFO app: record 22 of file 7",
+            "t WARNING app: bad record 3333",
+            "t INFO app: record 4444 of file 8",
+        ]
+    )
+    kinds = {
+        kind.template: (kind.count, kind.example, kind.level) for kind in counter.kinds.values()
+    }
+    assert kinds == {
+        "t INFO app: record <num> of file <num>": (3, "t INFO app: record 1 of file 7", "INFO"),
+        "t WARNING app: bad record <num>": (1, "t WARNING app: bad record 3333", "WARNING"),
+    }
+
+
+def test_a_chunk_cut_inside_a_line_still_counts_whole_lines() -> None:
+    """Chunks are split anywhere; lines are counted whole, the last even without a newline."""
+    counter = KindCounter(Normalizer())
+    for piece in (b"t INFO a: one 1\nt INFO a: o", b"ne 2\nt INFO b: x"):
+        counter.feed(piece)
+    counter.finish()
+    assert {k.template: k.count for k in counter.kinds.values()} == {
+        "t INFO a: one <num>": 2,
+        "t INFO b: x": 1,
+    }
+
+
+def test_the_summary_orders_errors_then_warnings_then_new_gone_and_changes() -> None:
+    """ERROR and WARNING kinds first; within a level new in B, gone from B, biggest change."""
+    a = counted(
+        [
+            *["t INFO app: steady"] * 5,
+            *["t INFO app: shrinking"] * 9,
+            "t INFO app: growing",
+            "t INFO app: only in A",
+            "t WARNING app: warned 1",
+            "t ERROR app: failed 1",
+        ]
+    )
+    b = counted(
+        [
+            *["t INFO app: steady"] * 5,
+            "t INFO app: shrinking",
+            *["t INFO app: growing"] * 3,
+            "t INFO app: only in B",
+            "t ERROR app: failed 1",
+            "t ERROR app: failed 2",
+            "t ERROR app: new error",
+        ]
+    )
+    summary = compare_kinds(a, b)
+    assert [(row.template, row.status, row.a, row.b) for row in summary.rows] == [
+        ("t ERROR app: new error", "new", 0, 1),
+        ("t ERROR app: failed <num>", "changed", 1, 2),
+        ("t WARNING app: warned <num>", "gone", 1, 0),
+        ("t INFO app: only in B", "new", 0, 1),
+        ("t INFO app: only in A", "gone", 1, 0),
+        ("t INFO app: shrinking", "changed", 9, 1),
+        ("t INFO app: growing", "changed", 1, 3),
+        ("t INFO app: steady", "same", 5, 5),
+    ]
+
+
+def test_kinds_past_the_cap_are_counted_as_not_grouped_and_said() -> None:
+    """Memory is bounded: past the cap of templates, lines are folded and a note says so."""
+    counter = KindCounter(Normalizer(), kinds_max=3)
+    for word in ("alpha", "beta", "gamma", "delta", "epsilon"):
+        counter.feed(f"t INFO app: {word}\nt INFO app: {word}\n".encode())
+    counter.finish()
+    assert len(counter.kinds) == 3
+    assert counter.not_grouped == 4
+    summary = compare_kinds(counter, counted(["t INFO app: alpha"]))
+    assert any(
+        note.startswith("A: 4 of 10 lines are not grouped (the log has more than 3 kinds")
+        for note in summary.notes
+    )
+
+
+def test_compare_runs_summarizes_kinds_of_message_of_both_logs() -> None:
+    """The comparison carries the kinds of message, with the runs' task ids normalized."""
+    a = stored_run(
+        log_lines(A_ID, ["app|INFO|run {id} row 1", "app|INFO|run {id} row 2"]), task_id=A_ID
+    )
+    b = stored_run(
+        log_lines(B_ID, ["app|INFO|run {id} row 1", "parsers|ERROR|bad file 'x.csv'"]),
+        task_id=B_ID,
+    )
+    rows = compare_runs(a, b).kinds.rows
+    assert [(row.template, row.a, row.b) for row in rows] == [
+        ("<time> ERROR parsers: bad file '<str>'", 0, 1),
+        ("<time> INFO app: run <task-id> row <num>", 2, 1),
+    ]
+    assert rows[0].example.endswith("ERROR parsers: bad file 'x.csv'")
+
+
+# -- the diff's bound --------------------------------------------------------------
+
+
+def test_two_logs_with_nothing_in_common_are_diffed_without_aligning_them() -> None:
+    """Long stretches with no line in common are shown removed then added, with a note."""
+    a = stored_run(log_lines(A_ID, [f"app|INFO|a{n}x" for n in range(3000)]), task_id=A_ID)
+    b = stored_run(log_lines(B_ID, [f"app|INFO|b{n}y" for n in range(3000)]), task_id=B_ID)
+    comparison = compare_runs(a, b, max_diff_lines=10_000)
+    assert sum(1 for line in comparison.diff if line.startswith("-<time>")) == 3000
+    assert sum(1 for line in comparison.diff if line.startswith("+<time>")) == 3000
+    assert any(
+        "6,000 lines in long stretches with nothing in common" in n for n in comparison.notes
+    )
+
+
+def test_the_diff_matches_difflib_on_small_logs_and_aligns_long_ones_on_unique_lines() -> None:
+    """Small inputs give difflib's own diff; long ones are anchored on lines unique to both."""
+    import difflib
+
+    a = [f"line {n}" for n in range(50)]
+    b = [*a[:10], "inserted", *a[10:30], *a[31:]]
+    ours = list(diff_lines(a, b).unified(a, b, context=3))
+    theirs = list(difflib.unified_diff(a, b, lineterm="", n=3))[2:]
+    assert ours == theirs
+    long_a = [f"row {n}" for n in range(10_000)]
+    long_b = [*long_a[:5000], "changed", *long_a[5001:]]
+    found = diff_lines(long_a, long_b)
+    assert found.unaligned == 0
+    assert list(found.unified(long_a, long_b, context=0)) == [
+        "@@ -5001 +5001 @@",
+        "-row 5000",
+        "+changed",
+    ]
+
+
+def test_the_diff_input_is_capped_in_lines_with_a_note() -> None:
+    """Past max_input_lines per log the diff leaves lines out, and a note says how many."""
+    a = stored_run(log_lines(A_ID, [f"app|INFO|r {n}" for n in range(50)]), task_id=A_ID)
+    b = stored_run(log_lines(B_ID, [f"app|INFO|r {n}" for n in range(60)]), task_id=B_ID)
+    comparison = compare_runs(a, b, max_input_lines=40)
+    assert comparison.identical
+    assert (
+        "A: the diff compares the first 40 of the 50 lines read; the other 10 are left out of it."
+        in comparison.notes
+    )
+
+
+# -- scoping in the admin ----------------------------------------------------------
+
+
+class SucceededOnlyAdmin(TaskLogAdmin):
+    """An admin that shows only succeeded runs, as a per-state scope would."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TaskLog]:
+        rows: QuerySet[TaskLog] = super().get_queryset(request).filter(state="succeeded")
+        return rows
+
+
+class OwnRunsOnlyAdmin(TaskLogAdmin):
+    """An admin that lets a viewer read only runs of subject 7, checked per object."""
+
+    def has_view_permission(self, request: HttpRequest, obj: TaskLog | None = None) -> bool:
+        allowed = super().has_view_permission(request, obj)
+        return allowed and (obj is None or obj.subject == "7")
+
+
+_by_queryset = AdminSite(name="by_queryset")
+_by_queryset.register(TaskLog, SucceededOnlyAdmin)
+_by_object = AdminSite(name="by_object")
+_by_object.register(TaskLog, OwnRunsOnlyAdmin)
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("by-queryset/", _by_queryset.urls),
+    path("by-object/", _by_object.urls),
+]
+
+
+@pytest.fixture
+def scoped_runs(settings: Any) -> tuple[TaskLog, TaskLog, Client]:
+    """Run A (subject 7, succeeded) and B (subject 8, failed, with a secret line), a viewer."""
+    settings.ROOT_URLCONF = __name__
+    settings.CELERY_PARSELOG_SUBJECT = "{data_file_id}"
+    a = stored_run(log_lines(A_ID, ["app|INFO|visible"]), task_id=A_ID)
+    b = stored_run(
+        log_lines(B_ID, ["app|ERROR|other scope's line"]),
+        task_id=B_ID,
+        task_state="FAILURE",
+        subject_arguments={"data_file_id": 8},
+    )
+    user = User.objects.create_user("scoped", is_staff=True)
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="celery_parselog", codename="view_tasklog")
+    )
+    client = Client()
+    client.force_login(user)
+    return a, b, client
+
+
+def test_compare_reads_runs_through_the_admins_queryset(
+    scoped_runs: tuple[TaskLog, TaskLog, Client],
+) -> None:
+    """A run outside get_queryset's scope cannot be compared, so its log does not leak."""
+    a, b, client = scoped_runs
+    response = client.get(f"/by-queryset/celery_parselog/tasklog/compare/?a={a.pk}&b={b.pk}")
+    assert response.status_code == 404
+    assert b"other scope" not in response.content
+    both_in_scope = client.get(f"/by-queryset/celery_parselog/tasklog/compare/?a={a.pk}&b={a.pk}")
+    assert both_in_scope.status_code == 200
+
+
+def test_compare_checks_the_view_permission_of_both_runs(
+    scoped_runs: tuple[TaskLog, TaskLog, Client],
+) -> None:
+    """A run the admin's has_view_permission refuses is not compared: 403, nothing shown."""
+    a, b, client = scoped_runs
+    for query in (f"a={a.pk}&b={b.pk}", f"a={b.pk}&b={a.pk}"):
+        response = client.get(f"/by-object/celery_parselog/tasklog/compare/?{query}")
+        assert response.status_code == 403
+        assert b"other scope" not in response.content
+
+
+def test_compare_page_shows_kinds_of_message_and_sizes_in_human_units(
+    scoped_runs: tuple[TaskLog, TaskLog, Client],
+) -> None:
+    """The page has the kinds-of-message table and sizes written by filesizeformat."""
+    a, b, client = scoped_runs
+    response = client.get(f"/admin/celery_parselog/tasklog/compare/?a={a.pk}&b={b.pk}")
+    page = response.content.decode()
+    assert 'id="parselog-kinds"' in page
+    assert "&lt;time&gt; ERROR app: other scope&#x27;s line" in page
+    assert "new in B" in page
+    assert a.bytes is not None
+    assert filesizeformat(a.bytes) in page
+
+
+# -- the command -------------------------------------------------------------------
+
+
+def test_parselog_diff_summary_prints_the_kinds_of_message() -> None:
+    """``parselog_diff --summary`` prints the kinds table with counts and an example."""
+    stored_run(log_lines(A_ID, ["app|INFO|row 1", "app|INFO|row 2"]), task_id=A_ID)
+    stored_run(log_lines(B_ID, ["app|INFO|row 1", "app|ERROR|bad file 7"]), task_id=B_ID)
+    out = io.StringIO()
+    call_command("parselog_diff", A_ID, B_ID, "--summary", stdout=out)
+    text = out.getvalue()
+    assert "Kinds of message (errors and warnings first)" in text
+    lines = text.splitlines()
+    error_row = next(
+        n for n, line in enumerate(lines) if "<time> ERROR app: bad file <num>" in line
+    )
+    assert "new in B" in lines[error_row]
+    assert lines[error_row + 1].strip().endswith("ERROR app: bad file 7")
+    info_row = next(line for line in lines if "<time> INFO app: row <num>" in line)
+    assert info_row.split()[:4] == ["INFO", "-1", "2", "1"]
+    plain = io.StringIO()
+    call_command("parselog_diff", A_ID, B_ID, stdout=plain)
+    assert "Kinds of message" not in plain.getvalue()

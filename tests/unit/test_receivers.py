@@ -172,7 +172,7 @@ def run_task(
             "root_id": root_id or task_id,
             "delivery_info": delivery_info or {},
         }
-        trace(task_id, args, kwargs or {}, request)
+        trace(task_id, list(args), kwargs or {}, request)
     finally:
         _bodies.pop()
         receivers.disconnect()

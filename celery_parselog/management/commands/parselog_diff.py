@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from celery_parselog.compare import DIFF_MAX_LINES, Comparison, SummaryRow, compare_runs
+from celery_parselog.kinds import KindRow, KindSummary
 from celery_parselog.management.lookup import latest_two_of_subject, run_of
 from celery_parselog.models import TaskLog
 
@@ -15,7 +16,9 @@ class Command(BaseCommand):
     help = (
         "Compare two runs: a summary side by side (state, duration, size, counts by level "
         "and by logger) and a diff of their logs with times, ids, durations and memory "
-        "addresses normalized. Give two task ids (their last attempts unless "
+        "addresses normalized. With --summary, a table of the kinds of message (lines "
+        "grouped by template) with their counts in A and B comes first. Give two task "
+        "ids (their last attempts unless "
         "--attempt-a/--attempt-b say otherwise), or --subject for its two latest runs."
     )
 
@@ -33,6 +36,12 @@ class Command(BaseCommand):
             default=DIFF_MAX_LINES,
             help=f"Stop the diff after this many lines (default {DIFF_MAX_LINES}).",
         )
+        parser.add_argument(
+            "--summary",
+            action="store_true",
+            help="Print the kinds of message that appeared, disappeared or changed in "
+            "number, as the admin's compare page shows them, before the diff.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         a, b = self._runs(options)
@@ -42,6 +51,8 @@ class Command(BaseCommand):
             a, b, context=options["context"], max_diff_lines=options["max_lines"]
         )
         self._write_summary(comparison)
+        if options["summary"]:
+            self._write_kinds(comparison.kinds)
         for note in comparison.notes:
             self.stdout.write(f"Note: {note}")
         self.stdout.write("")
@@ -79,3 +90,32 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"{mark} {row.label.ljust(label_width)}  {row.a.ljust(a_width)}  {row.b}"
                 )
+
+    def _write_kinds(self, kinds: KindSummary) -> None:
+        """The kinds-of-message table: level, change, counts, template and an example."""
+        self.stdout.write("\nKinds of message (errors and warnings first)")
+        if not kinds.rows:
+            self.stdout.write("  No lines read.")
+        table = [("Level", "Change", "A", "B", "Template")] + [
+            (row.level or "-", _change(row), str(row.a), str(row.b), row.template)
+            for row in kinds.rows
+        ]
+        widths = [max(len(cells[column]) for cells in table) for column in range(4)]
+        for number, cells in enumerate(table):
+            fixed = "  ".join(
+                cell.rjust(width) if column >= 2 else cell.ljust(width)
+                for column, (cell, width) in enumerate(zip(cells[:4], widths, strict=True))
+            )
+            self.stdout.write(f"  {fixed}  {cells[4]}")
+            if number:
+                self.stdout.write(
+                    f"  {'':{sum(widths) + 6}}  e.g. {kinds.rows[number - 1].example}"
+                )
+        for note in kinds.notes:
+            self.stdout.write(f"Note: {note}")
+
+
+def _change(row: KindRow) -> str:
+    return {"new": "new in B", "gone": "gone from B", "same": "same"}.get(
+        row.status, f"{row.change:+d}"
+    )
