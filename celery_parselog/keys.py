@@ -12,10 +12,12 @@ import hashlib
 import inspect
 import re
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from celery_parselog.redaction import redact_value
 
 __all__ = [
     "FIXED_FIELDS",
@@ -63,16 +65,55 @@ class _Started:
         return self.value.strftime(spec or "%Y%m%dT%H%M%SZ")
 
 
+class _Argument:
+    """A value taken from the task's arguments, with the parameter it came from."""
+
+    __slots__ = ("name", "value")
+
+    def __init__(self, name: str, value: Any) -> None:
+        self.name = name
+        self.value = value
+
+
 class _KeyFormatter(string.Formatter):
+    """Formats each field, redacts it when it came from an argument, then sanitizes it.
+
+    Redaction comes before sanitizing, on the field's whole text with its parameter
+    name as context, so an e-mail address or SSN passed as an argument never becomes
+    part of the key; sanitizing first would break the shapes the redactor looks for.
+    """
+
+    def __init__(self, redact: Callable[[str], str] | None = None) -> None:
+        super().__init__()
+        self._redact = redact
+
+    def get_field(
+        self, field_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> tuple[Any, str]:
+        value, first = super().get_field(field_name, args, kwargs)
+        if self._redact is not None and first not in FIXED_FIELDS:
+            value = _Argument(str(first), value)
+        return value, first
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if isinstance(value, _Argument):
+            return _Argument(value.name, super().convert_field(value.value, conversion))
+        return super().convert_field(value, conversion)
+
     def format_field(self, value: Any, format_spec: str) -> str:
         if isinstance(value, _Started):
             return _CONTROL.sub("", format(value, format_spec))
+        argument = value if isinstance(value, _Argument) else None
+        if argument is not None:
+            value = argument.value
         try:
             text = format(value, format_spec)
         except Exception as error:
             raise KeyRenderError(
                 f"a value of type {type(value).__name__} cannot be formatted: {error!r}"
             ) from error
+        if argument is not None and self._redact is not None:
+            text = redact_value(text, self._redact, name=argument.name)
         return sanitize_component(text)
 
 
@@ -172,9 +213,39 @@ def _contains_token(text: str, token: str) -> bool:
 
 
 def render_key(
-    key: str | Callable[[KeyContext], str], context: KeyContext, *, compressed: bool
+    key: str | Callable[[KeyContext], str],
+    context: KeyContext,
+    *,
+    compressed: bool,
+    redact: Callable[[str], str] | None = None,
 ) -> str:
-    """The stored name of one run's log. Raises :class:`KeyRenderError` when it cannot be made."""
+    """The stored name of one run's log. Raises :class:`KeyRenderError` when it cannot be made.
+
+    With ``redact`` (the run's :meth:`Redactor.redact <celery_parselog.redaction.Redactor.redact>`),
+    every template field taken from an argument is redacted before it is sanitized, and
+    so is every segment a key function returns, since any of them may hold an argument.
+    The fixed fields (task name and id, attempt, root id, start time) are the package's
+    own and are left as they are. Error messages are redacted too: they may quote a value.
+    """
+    try:
+        rendered = _render(key, context, redact)
+    except KeyRenderError as error:
+        if redact is None:
+            raise
+        raise KeyRenderError(redact(str(error))) from error.__cause__
+    if not rendered:
+        raise KeyRenderError("the key is empty")
+    rendered = _ensure_task_id(rendered, context)
+    if compressed and not rendered.endswith(".gz"):
+        rendered += ".gz"
+    return rendered
+
+
+def _render(
+    key: str | Callable[[KeyContext], str],
+    context: KeyContext,
+    redact: Callable[[str], str] | None,
+) -> str:
     if callable(key):
         try:
             rendered = key(context)
@@ -182,35 +253,29 @@ def render_key(
             raise KeyRenderError(f"the key function raised {error!r}") from error
         if not isinstance(rendered, str):
             raise KeyRenderError(f"the key function returned {type(rendered).__name__}, not str")
-        rendered = "/".join(
-            sanitize_component(part) for part in normalize_key(rendered).split("/") if part
+        return "/".join(
+            sanitize_component(part if redact is None else redact(part))
+            for part in normalize_key(rendered).split("/")
+            if part
         )
-    else:
-        values: dict[str, Any] = dict(context.arguments)
-        values.update(
-            task_name=context.task_name,
-            task_id=context.task_id,
-            attempt=context.attempt,
-            root_id=context.root_id or context.task_id,
-            started=_Started(context.started),
-        )
-        try:
-            rendered = _FORMATTER.vformat(key, (), values)
-        except KeyRenderError:
-            raise
-        except KeyError as error:
-            raise KeyRenderError(
-                f"the key template names {error}, which this task lacks"
-            ) from error
-        except Exception as error:
-            raise KeyRenderError(f"the key template cannot be rendered: {error!r}") from error
-        rendered = normalize_key(rendered)
-    if not rendered:
-        raise KeyRenderError("the key is empty")
-    rendered = _ensure_task_id(rendered, context)
-    if compressed and not rendered.endswith(".gz"):
-        rendered += ".gz"
-    return rendered
+    values: dict[str, Any] = dict(context.arguments)
+    values.update(
+        task_name=context.task_name,
+        task_id=context.task_id,
+        attempt=context.attempt,
+        root_id=context.root_id or context.task_id,
+        started=_Started(context.started),
+    )
+    formatter = _FORMATTER if redact is None else _KeyFormatter(redact)
+    try:
+        rendered = formatter.vformat(key, (), values)
+    except KeyRenderError:
+        raise
+    except KeyError as error:
+        raise KeyRenderError(f"the key template names {error}, which this task lacks") from error
+    except Exception as error:
+        raise KeyRenderError(f"the key template cannot be rendered: {error!r}") from error
+    return normalize_key(rendered)
 
 
 def with_delivery(key: str, delivery: int) -> str:

@@ -31,7 +31,7 @@ from django.utils.dateparse import parse_datetime
 
 from celery_parselog.conf import ParselogSettings
 from celery_parselog.entry import RunEntry, Status
-from celery_parselog.redaction import cached_redactor
+from celery_parselog.redaction import cached_redactor, redact_json
 from celery_parselog.signals import log_uploaded
 
 if TYPE_CHECKING:
@@ -219,7 +219,8 @@ def _subject(
         "started": started,
     }
     try:
-        return render_subject(template, fields)
+        # Redacted before it becomes a column anyone with the admin can search.
+        return _redactor()(render_subject(template, fields))
     except Exception as error:  # noqa: BLE001 - a subject is a convenience; the row is kept
         logger.warning(
             "CELERY_PARSELOG_SUBJECT %r gives no subject for %s[%s]: %r",
@@ -237,25 +238,24 @@ def _safe_arguments(
     """The task's arguments as values JSON (and so the row's JSONField) can hold.
 
     Each value that JSON cannot hold, or whose JSON is longer than
-    ``_MAX_ARGUMENT_CHARS``, is kept as its ``repr`` (cut to that length).
-    Every string in them is redacted with ``CELERY_PARSELOG_REDACT`` before it is
-    kept, so nothing unredacted reaches the database.
+    ``_MAX_ARGUMENT_CHARS``, is kept as its ``repr`` (cut to that length). The whole
+    is then redacted with ``CELERY_PARSELOG_REDACT`` as one JSON text, so that dict keys
+    give their values away to the rules (``{"ssn": 123456789}``) and numbers and keys
+    are masked as well as strings: nothing unredacted reaches the database.
     """
-    redact = cached_redactor(ParselogSettings().redact).redact
-    return [_redacted(_json_safe(value), redact) for value in args], {
-        str(name): _redacted(_json_safe(value), redact) for name, value in kwargs.items()
-    }
+    kept = redact_json(
+        {
+            "args": [_json_safe(value) for value in args],
+            "kwargs": {str(name): _json_safe(value) for name, value in kwargs.items()},
+        },
+        _redactor(),
+    )
+    assert isinstance(kept, dict)
+    return list(kept["args"]), dict(kept["kwargs"])
 
 
-def _redacted(value: Any, redact: Callable[[str], str]) -> Any:
-    """``value`` with every string in it redacted, however deeply it is nested."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, list):
-        return [_redacted(item, redact) for item in value]
-    if isinstance(value, dict):
-        return {name: _redacted(item, redact) for name, item in value.items()}
-    return value
+def _redactor() -> Callable[[str], str]:
+    return cached_redactor(ParselogSettings().redact).redact
 
 
 def _json_safe(value: Any) -> Any:
@@ -356,7 +356,7 @@ def _save_final(
     if entry.finished_run or entry.counts:
         row.counts = {str(level): int(number) for level, number in entry.counts.items()}
     if first_error is not None:
-        row.first_error = first_error
+        row.first_error = _redactor()(first_error)
     # A savepoint when called inside a transaction, so a failed write leaves it usable.
     with transaction.atomic():
         row.save()

@@ -131,15 +131,19 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "BUILTIN_NAMES",
     "DEFAULT_REDACT",
     "MIN_SECRET_LENGTH",
+    "OPT_IN_NAMES",
     "Redactor",
     "cached_redactor",
     "entry_problem",
     "forget_secrets",
+    "redact_json",
+    "redact_value",
     "register_secret",
 ]
 
@@ -153,8 +157,12 @@ BUILTIN_NAMES: tuple[str, ...] = (
     "auth_header",
     "url_password",
     "secrets",
+    "identifiers",
 )
-DEFAULT_REDACT: list[str] = list(BUILTIN_NAMES)
+# Every built-in but ``identifiers``, which masks by shape alone (any nine digits, any
+# date that is not a timestamp's) and is chosen by projects whose logs are about people.
+OPT_IN_NAMES: tuple[str, ...] = ("identifiers",)
+DEFAULT_REDACT: list[str] = [name for name in BUILTIN_NAMES if name not in OPT_IN_NAMES]
 MIN_SECRET_LENGTH = 8
 
 _CUSTOM_NAME = "pattern"
@@ -195,6 +203,25 @@ def _clip(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 _Span = tuple[int, int, str]  # start, end, built-in name
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _bare_json_value(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is a whole number of a JSON line, outside any string.
+
+    A marker put there is written as a string, so ``{"ssn": 123456789}`` stays valid
+    JSON. Only checked for lines that start with ``{`` and only for spans that stand
+    between JSON punctuation, so ordinary text is never scanned.
+    """
+    before = text[:start].rstrip(" ")
+    after = text[end:].lstrip(" ")
+    if not before or before[-1] not in ":[," or (after and after[0] not in ",]}"):
+        return False
+    # Past the last whole string before the span, an opening quote means it is inside one.
+    last_string_end = 0
+    for literal in _JSON_STRING.finditer(text, 0, start):
+        last_string_end = literal.end()
+    return '"' not in text[last_string_end:start]
 
 
 def _scan(
@@ -235,12 +262,16 @@ def _substitute(text: str, spans: list[_Span]) -> str:
     """
     pieces: list[str] = []
     last = 0
+    json_line = text.startswith("{")
     for chosen_start, chosen_end, name in spans:
         start, end = _clip(text, chosen_start, chosen_end)
         if start >= end:
             continue
         pieces.append(text[last:start])
-        pieces.append(_marker(name))
+        marker = _marker(name)
+        if json_line and _bare_json_value(text, start, end):
+            marker = f'"{marker}"'
+        pieces.append(marker)
         last = end
     if not pieces:
         return text
@@ -663,6 +694,287 @@ def _build_pass(
     return kind(gates, reach, pattern, forms, enabled)
 
 
+# -- identifiers: SSNs, dates of birth, case numbers and record lines, by shape alone ------
+
+# Characters of the "codes" in fixed-width records: upper-case letters, digits, and the
+# symbols a digit-substituted ("encrypted") SSN such as @9ZP0#YBW is written with.
+_CODE = "A-Z0-9@#$%&*"
+_CODE_CHARS = frozenset(string.ascii_uppercase + string.digits + "@#$%&*")
+_CODE_SYMBOLS = frozenset("@#$%&*")
+_WORD_CHARS = frozenset(string.ascii_letters + string.digits)
+_LOWER_HEX = frozenset("0123456789abcdef")
+_UPPER_HEX = frozenset("0123456789ABCDEF")
+
+# Two scans, each led by one character class so the engine skips in C to where a value
+# can start, and each checked in Python on its candidates only. Most log lines hold a
+# timestamp, so a scan that tried a date pattern at every digit would cost more than
+# the rest of redaction together.
+#
+# First, every run of eight or more codes (digits, capitals, the symbols above): records,
+# case numbers, encrypted SSNs, and runs of digits.
+_CODE_RUN = re.compile(f"[{_CODE}]{{8,}}", re.ASCII)
+_DIGIT_RUN = re.compile(r"\d{8,}", re.ASCII)
+# Then values written with separators, found from the separator: the digits before it
+# are checked in a look-behind.
+_SEPARATED = re.compile(
+    r"[-/ ](?:"
+    # YYYY-MM-DD that is not the date of a timestamp (no time right after it).
+    r"(?<=\d{4}-)\d\d-\d\d(?![\d\-/]|T\d| \d\d?:\d)(?P<f_iso>)"
+    # An SSN written 123-45-6789 or 123 45 6789, whatever its range.
+    r"|(?<=\d{3}-)\d\d-\d{4}(?![\d\-]|\.\d)(?P<f_ssn_dash>)"
+    r"|(?<=\d{3} )\d\d \d{4}(?![\d\-]|\.\d)(?P<f_ssn_space>)"
+    # MM/DD/YYYY or M/D/YYYY, likewise not a timestamp's.
+    r"|(?<=\d/)\d\d?/\d{4}(?![\d/\-]| \d\d?:\d)(?P<f_us>)"
+    ")",
+    re.ASCII,
+)
+# How many digits stand before the separator each form starts from.
+_LEAD = {"f_iso": 4, "f_ssn_dash": 3, "f_ssn_space": 3}
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_COMPACT_TIMESTAMP = re.compile(r"\d{8}T\d{4,6}Z?", re.ASCII)
+_RECORD_CHUNK = re.compile(f" +[{_CODE}]*[0-9][{_CODE}]*(?![A-Za-z0-9@#$%&*])", re.ASCII)
+_MIN_YEAR, _MAX_YEAR = 1900, 2099
+_RECORD_LENGTH = 20  # a mostly-digit token this long is a record line, or a piece of one
+# An SSN keyword shortly before a nine-character code makes it a substituted SSN.
+_SSN_NEAR = re.compile(r"(?i:ssn|social security)")
+
+
+def _valid_date(year: int, month: int, day: int) -> bool:
+    """A calendar date in the years a date of birth (or a case opened) can have."""
+    if not (_MIN_YEAR <= year <= _MAX_YEAR and 1 <= month <= 12 and day >= 1):
+        return False
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return day <= (29 if leap else 28)
+    return day <= (30 if month in (4, 6, 9, 11) else 31)
+
+
+def _eight_digit_date(digits: str) -> bool:
+    """YYYYMMDD or MMDDYYYY."""
+    return _valid_date(int(digits[:4]), int(digits[4:6]), int(digits[6:])) or _valid_date(
+        int(digits[4:]), int(digits[:2]), int(digits[2:4])
+    )
+
+
+def _enclosing(text: str, start: int, end: int, chars: frozenset[str]) -> tuple[int, int]:
+    while start > 0 and text[start - 1] in chars:
+        start -= 1
+    while end < len(text) and text[end] in chars:
+        end += 1
+    return start, end
+
+
+def _is_hash(word: str) -> bool:
+    """Hexadecimal digits with a letter among them: a hash, digest or id, not a number.
+
+    Lower case from 12 characters (short commit ids, digests), upper case from 32 (an
+    MD5 and longer), so that an upper-case case number such as ``A1234567890`` is not
+    taken for one.
+    """
+    if any(ch.isalpha() for ch in word):
+        if len(word) >= 12 and set(word) <= _LOWER_HEX:
+            return True
+        if len(word) >= 32 and set(word) <= _UPPER_HEX:
+            return True
+    return False
+
+
+def _in_hash_or_uuid(text: str, start: int, end: int) -> bool:
+    word_start, word_end = _enclosing(text, start, end, _WORD_CHARS)
+    if _is_hash(text[word_start:word_end]):
+        return True
+    dashed_start, dashed_end = _enclosing(text, start, end, _WORD_CHARS | {"-"})
+    dashed = text[dashed_start:dashed_end]
+    return len(dashed) >= 36 and _UUID.search(dashed) is not None
+
+
+def _digit_run(text: str, start: int, end: int) -> bool:
+    """Whether a run of eight or more digits is an identifier.
+
+    Not when it is the fraction of a decimal number (Celery's ``succeeded in
+    0.004562812997028232s``), nor a stretch of a hash or UUID; eight digits only when
+    they are a date; nine and more always (an SSN, a case or account number, an id
+    long enough to be one).
+    """
+    if start >= 2 and text[start - 1] == "." and text[start - 2].isdigit():
+        return False
+    if _in_hash_or_uuid(text, start, end):
+        return False
+    if end - start == 8:
+        return _eight_digit_date(text[start:end])
+    return True
+
+
+def _extend_record(text: str, start: int, end: int) -> tuple[int, int]:
+    """Widen a record line over the space-separated pieces of codes and digits around it.
+
+    Blank fields of a fixed-width record are spaces, so one record can look like
+    several tokens; a piece counts when it holds a digit and touches no lower-case word.
+    """
+    while (chunk := _RECORD_CHUNK.match(text, end)) is not None:
+        end = chunk.end()
+    while True:
+        gap = start
+        while gap > 0 and text[gap - 1] == " ":
+            gap -= 1
+        if gap == start:
+            return start, end
+        piece = gap
+        while piece > 0 and text[piece - 1] in _CODE_CHARS:
+            piece -= 1
+        word = text[piece:gap]
+        if not word or (piece > 0 and text[piece - 1].isalnum()):
+            return start, end
+        if not any(ch.isdigit() for ch in word):
+            return start, end
+        start = piece
+
+
+def _code_token(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The span to mask for a token of codes, digits and symbols, or ``None``.
+
+    Mostly digits (at least 60%): a record line or a case number, masked whole, with
+    everything inside it (DOB, SSN, an encrypted SSN). Nine to twelve characters with
+    four digits: a case or account number of letters and digits. Nine characters with
+    one of ``@#$%&*``: a digit-substituted SSN.
+    """
+    token = text[start:end]
+    length = end - start
+    digits = sum(ch.isdigit() for ch in token)
+    if digits == length:
+        return (start, end) if _digit_run(text, start, end) else None
+    if digits * 5 >= length * 3:
+        return _extend_record(text, start, end) if length >= _RECORD_LENGTH else (start, end)
+    if length <= 12 and digits >= 4:
+        return start, end
+    if length == 9 and (
+        not _CODE_SYMBOLS.isdisjoint(token) or _SSN_NEAR.search(text, max(0, start - 48), start)
+    ):
+        return start, end
+    return None
+
+
+def _kept_whole(token: str) -> bool:
+    """A compact timestamp (``20240115T083000Z``) or a hash: nothing inside it is masked."""
+    return _COMPACT_TIMESTAMP.fullmatch(token) is not None or _is_hash(token)
+
+
+def _separated(match: re.Match[str]) -> _Span | None:
+    """A date of birth or SSN written with separators, with nothing number-like before it."""
+    text = match.string
+    form = match.lastgroup or ""
+    sep = match.start()
+    if form == "f_us":
+        start = sep - 2 if sep >= 2 and text[sep - 2].isdigit() else sep - 1
+    else:
+        start = sep - _LEAD[form]
+    if start > 0 and text[start - 1] in _BEFORE_SEPARATED:
+        return None
+    value = text[start : match.end()]
+    if form == "f_iso":
+        valid = _valid_date(int(value[:4]), int(value[5:7]), int(value[8:]))
+    elif form == "f_us":
+        month, day, year = value.split("/")
+        valid = _valid_date(int(year), int(month), int(day))
+    else:
+        valid = True
+    return (start, match.end(), "identifiers") if valid else None
+
+
+def _kinds(kept: str, *, codes: bool) -> bytes:
+    """A ``bytes.translate`` table: codes (or only digits) to ``0``, ``kept`` kept, others ``.``."""
+    table = bytearray(b"." * 256)
+    for ch in (string.ascii_uppercase + "@#$%&*") if codes else "":
+        table[ord(ch)] = ord("0")
+    for ch in string.digits:
+        table[ord(ch)] = ord("0")
+    for ch in kept:
+        table[ord(ch)] = ord(ch)
+    return bytes(table)
+
+
+# Bytes of non-ASCII characters become "." in both: they are never part of a value.
+_CODE_KINDS = _kinds("", codes=True)
+_SEPARATED_KINDS = _kinds("-/ T:", codes=False)
+
+
+def _has_separated(kinds: bytes) -> bool:
+    """Whether the text may hold a separated SSN or a date that is not a timestamp's."""
+    if b"0-00-0000" in kinds or b"0 00 0000" in kinds or b"0/0" in kinds:
+        return True
+    dates = kinds.count(b"0000-00-00")
+    return dates > 0 and dates > kinds.count(b"0000-00-00T0") + kinds.count(b"0000-00-00 0")
+
+
+_BEFORE_SEPARATED = frozenset(string.digits + "-./")
+_ESCAPE_LETTERS = frozenset("nrtbf")
+
+
+def _touches_word(text: str, start: int, end: int) -> bool:
+    """Whether a run of codes is part of a word with lower-case letters.
+
+    The letter of a backslash escape right before it (the ``\\n`` of a JSON line) does
+    not count.
+    """
+    if end < len(text) and text[end].isalpha():
+        return True
+    if start == 0 or not text[start - 1].isalpha():
+        return False
+    return not (
+        text[start - 1] in _ESCAPE_LETTERS
+        and start >= 2
+        and text[start - 2] == "\\"
+        and _escapes_next(text, start - 2)
+    )
+
+
+@dataclass(frozen=True)
+class _IdentifiersStep(_Step):
+    """The ``identifiers`` built-in: values of people's records recognised by shape alone."""
+
+    def apply(self, text: str, pos: int) -> str:
+        # A cheap look first, over the text's bytes with every character mapped to its
+        # kind (see _CODE_KINDS): most lines hold no run of eight codes and no separated
+        # value, and then no pattern runs at all.
+        data = text.encode("utf-8", "surrogatepass")
+        runs = b"00000000" in data.translate(_CODE_KINDS)
+        separated = _has_separated(data.translate(_SEPARATED_KINDS))
+        if not (runs or separated):
+            return text
+        spans: list[_Span] = []
+        for run in _CODE_RUN.finditer(text, pos) if runs else ():
+            start, end = run.span()
+            if _kept_whole(run.group()):
+                continue
+            if end - start > 8 and not _touches_word(text, start, end):
+                chosen = _code_token(text, start, end)
+                if chosen is not None:
+                    spans.append((*chosen, "identifiers"))
+                    continue
+            # Not a token of its own: only the runs of digits in it can still count.
+            for digits in _DIGIT_RUN.finditer(text, start, end):
+                if _digit_run(text, *digits.span()):
+                    spans.append((*digits.span(), "identifiers"))
+        if separated:
+            _scan(_SEPARATED, text, _separated, spans, pos=pos)
+        if len(spans) > 1:
+            spans = _merged(spans)
+        return _substitute(text, spans)
+
+
+def _merged(spans: list[_Span]) -> list[_Span]:
+    """Spans in order with overlaps joined (a record line widened over an earlier value)."""
+    spans.sort()
+    merged = [spans[0]]
+    for start, end, name in spans[1:]:
+        last_start, last_end, last_name = merged[-1]
+        if start <= last_end:
+            merged[-1] = (last_start, max(last_end, end), last_name)
+        else:
+            merged.append((start, end, name))
+    return merged
+
+
 def _builtin_steps(names: frozenset[str]) -> list[_Step]:
     """The scans for the chosen built-ins, in the order they run."""
     numbers = [
@@ -691,6 +1003,8 @@ def _builtin_steps(names: frozenset[str]) -> list[_Step]:
         _build_pass(aws, names, gates=("AKIA", "ASIA", "ecret", "ECRET"), reach=1)
         if "aws_key" in names
         else None,
+        # Last, on what the others left: their markers hold nothing it matches.
+        _IdentifiersStep((), 0) if "identifiers" in names else None,
     ]
     return [step for step in steps if step is not None]
 
@@ -906,3 +1220,107 @@ class Redactor:
 def cached_redactor(entries: tuple[str, ...]) -> Redactor:
     """The redactor for a setting's entries, compiled once per process and shared."""
     return Redactor(entries)
+
+
+# -- Values outside log lines: task arguments, subjects, key fields -------------------------
+
+_JsonValue = Any
+
+
+def redact_value(value: object, redact: Callable[[str], str], *, name: str | None = None) -> str:
+    """The text of one value (``str(value)``), redacted as it would be in a log line.
+
+    For a run's subject and each key field taken from an argument. ``name`` is the
+    parameter the value came from: it is put before the value as ``name: value`` for
+    the redactor, so that keyword rules apply (``ssn`` holding ``123456789`` is an
+    SSN even with the default set), and taken off again. A value that is already
+    text is used as it is.
+    """
+    text = value if isinstance(value, str) else str(value)
+    if name:
+        prefix = f"{name}: "
+        labelled = redact(prefix + text)
+        if labelled.startswith(prefix):
+            return labelled[len(prefix) :]
+    return redact(text)
+
+
+def redact_json(value: _JsonValue, redact: Callable[[str], str]) -> _JsonValue:
+    """A JSON-safe ``value`` (task arguments) redacted as one JSON text, keys and numbers too.
+
+    The value is written as JSON with every number written as a string, so that the
+    redactor sees each number and its dict key side by side (``{"ssn": 123456789}``),
+    and so that a marker put where a number stood keeps the text valid JSON. Read back,
+    every number that was not masked is a number again; a masked one, a dict key
+    included, is the marker text. Where a custom pattern's match spans the JSON
+    syntax itself and the text no longer parses, each string, key and number is
+    redacted on its own instead, with its key as context.
+    """
+    text = json.dumps(_numbers_as_text(value), ensure_ascii=False)
+    redacted = redact(text)
+    if redacted is text:
+        return value
+    try:
+        parsed = json.loads(redacted, object_pairs_hook=_pairs)
+    except ValueError:
+        return _redact_leaves(value, redact, None)
+    return _numbers_back(value, parsed)
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object read back as its pairs in order, so masked keys that collide stay apart."""
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> _Pairs:
+    return _Pairs(pairs)
+
+
+def _numbers_as_text(value: _JsonValue) -> _JsonValue:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return [_numbers_as_text(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _numbers_as_text(item) for key, item in value.items()}
+    return value
+
+
+def _numbers_back(original: _JsonValue, parsed: _JsonValue) -> _JsonValue:
+    """``parsed`` with the numbers of ``original`` restored where they were not masked."""
+    if isinstance(original, (int, float)) and not isinstance(original, bool):
+        return original if parsed == json.dumps(original) else parsed
+    if isinstance(original, list) and isinstance(parsed, list):
+        return [_numbers_back(a, b) for a, b in zip(original, parsed, strict=True)]
+    if isinstance(original, dict) and isinstance(parsed, _Pairs):
+        result: dict[str, Any] = {}
+        for (_, item), (key, redacted) in zip(original.items(), parsed, strict=True):
+            unique = key
+            while unique in result:
+                unique += "_"
+            result[unique] = _numbers_back(item, redacted)
+        return result
+    return parsed
+
+
+def _redact_leaves(value: _JsonValue, redact: Callable[[str], str], name: str | None) -> _JsonValue:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)):
+        shown = json.dumps(value)
+        masked = redact_value(shown, redact, name=name)
+        return value if masked == shown else masked
+    if isinstance(value, str):
+        return redact_value(value, redact, name=name)
+    if isinstance(value, list):
+        return [_redact_leaves(item, redact, name) for item in value]
+    if isinstance(value, dict):
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            unique = redact_value(str(key), redact)
+            while unique in result:
+                unique += "_"
+            result[unique] = _redact_leaves(item, redact, str(key))
+        return result
+    return value

@@ -301,10 +301,11 @@ class Run:
 
 def _key(config: CaptureConfig, context: KeyContext) -> str:
     compressed = config.compress_level > 0
+    redact = config.redactor.redact if config.redactor else None
     try:
-        return render_key(config.key, context, compressed=compressed)
+        return render_key(config.key, context, compressed=compressed, redact=redact)
     except KeyRenderError as error:
-        key = render_key(FALLBACK_KEY, context, compressed=compressed)
+        key = render_key(FALLBACK_KEY, context, compressed=compressed, redact=redact)
         logger.warning(
             "Using the fallback key %s for %s[%s]: %s",
             key,

@@ -30,9 +30,11 @@ from celery_parselog.formatting import build_formatter
 
 __all__ = [
     "SEED",
+    "LineFormatter",
     "SensitiveLine",
     "clean_lines",
     "luhn_complete",
+    "raised",
     "sensitive_lines",
 ]
 
@@ -217,7 +219,7 @@ class _Values:
 # -- Records through the real formatters ------------------------------------------------
 
 
-def _raise(message: str) -> ExcInfo:
+def raised(message: str) -> ExcInfo:
     """A real exception with a real traceback, raised two frames deep."""
 
     def inner() -> None:
@@ -235,7 +237,7 @@ def _raise(message: str) -> ExcInfo:
     raise AssertionError("unreachable")
 
 
-class _Lines:
+class LineFormatter:
     """Formats records with the package's text or JSON formatter, at advancing times."""
 
     def __init__(self, rng: random.Random) -> None:
@@ -375,13 +377,13 @@ def sensitive_lines(count: int = 2000, seed: int = SEED) -> list[SensitiveLine]:
     """``count`` lines, a third of them JSON, each holding one or more sensitive values."""
     rng = random.Random(seed)
     values = _Values(rng)
-    lines = _Lines(rng)
+    lines = LineFormatter(rng)
     makers = _makers(values)
     made: list[SensitiveLine] = []
     for index in range(count):
         msg, args, exc_message, extra, found = makers[index % len(makers)]()
         as_json = rng.random() < 1 / 3
-        exc = _raise(exc_message) if exc_message is not None else None
+        exc = raised(exc_message) if exc_message is not None else None
         text = lines.format(msg, args, exc=exc, extra=extra, as_json=as_json)
         made.append(SensitiveLine(text, tuple(found), as_json))
     return made
@@ -550,12 +552,12 @@ def clean_lines(count: int = 5000, seed: int = SEED) -> list[str]:
     Long numeric ids are drawn at random, so a few may pass as card numbers.
     """
     rng = random.Random(seed)
-    lines = _Lines(rng)
+    lines = LineFormatter(rng)
     makers = _clean_makers(rng)
     made: list[str] = []
     for index in range(count):
         msg, args = makers[index % len(makers)]()
-        exc = _raise(f"cannot parse row {rng.randint(1, 99999)}") if index % 17 == 0 else None
+        exc = raised(f"cannot parse row {rng.randint(1, 99999)}") if index % 17 == 0 else None
         extra: dict[str, object] = (
             {"data_file_id": rng.randint(1, 10**6), "attempt": rng.randint(1, 3)}
             if index % 5 == 0

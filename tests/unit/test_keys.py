@@ -18,6 +18,7 @@ from celery_parselog.keys import (
     sanitize_component,
     template_fields,
 )
+from celery_parselog.redaction import DEFAULT_REDACT, Redactor
 
 TASK_ID = "0f8e4c1a-2b3d-4e5f-8a9b-0c1d2e3f4a5b"
 STARTED = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -571,3 +572,89 @@ def test_template_fields_malformed_raises_value_error(template: str) -> None:
     """A malformed template raises ValueError."""
     with pytest.raises(ValueError, match=r"'[{}]'|Single|unmatched|expected"):
         template_fields(template)
+
+
+# -- Redaction of key fields ---------------------------------------------------------------
+
+DEFAULTS = Redactor.from_entries(DEFAULT_REDACT)
+IDENTIFIERS = Redactor.from_entries([*DEFAULT_REDACT, "identifiers"])
+
+
+def test_an_email_argument_never_reaches_the_key() -> None:
+    """An e-mail address passed as an argument is redacted before it is sanitized, so
+    neither the address nor its sanitized form is in the key."""
+    context = make_context(arguments={"contact": "jane.doe@example.org", "data_file_id": 7})
+    key = render_key(
+        "logs/{data_file_id}/{contact}/{task_id}.log",
+        context,
+        compressed=False,
+        redact=DEFAULTS.redact,
+    )
+    assert key == f"logs/7/_REDACTED_email_/{TASK_ID}.log"
+    assert "jane" not in key
+
+
+def test_an_ssn_argument_is_redacted_with_its_parameter_name_as_context() -> None:
+    """A bare SSN under a parameter named ``ssn`` is masked by the default set; with
+    identifiers, a case number under any name is masked too."""
+    context = make_context(arguments={"ssn": "123456789", "case": 11111111112})
+    key = render_key("{ssn}/{case}/{task_id}", context, compressed=False, redact=DEFAULTS.redact)
+    assert key == f"_REDACTED_ssn_/11111111112/{TASK_ID}"
+    key = render_key("{ssn}/{case}/{task_id}", context, compressed=False, redact=IDENTIFIERS.redact)
+    assert key == f"_REDACTED_ssn_/_REDACTED_identifiers_/{TASK_ID}"
+
+
+def test_fields_with_format_specs_and_conversions_are_redacted_after_formatting() -> None:
+    """The field is formatted with its spec or conversion first, then redacted."""
+    context = make_context(arguments={"ssn": 123456789, "contact": "a.b@example.com"})
+    key = render_key(
+        "{ssn:09d}/{contact!r}/{task_id}", context, compressed=False, redact=DEFAULTS.redact
+    )
+    assert key == f"_REDACTED_ssn_/_REDACTED_email_/{TASK_ID}"
+
+
+def test_fixed_fields_are_not_redacted() -> None:
+    """The task id, attempt and start time are the package's own and stay as they are,
+    even when a task id looks like a number identifiers would mask."""
+    context = make_context(task_id="123456789012")
+    key = render_key(
+        "{task_name}/{started:%Y%m%d}/{task_id}-{attempt}",
+        context,
+        compressed=False,
+        redact=IDENTIFIERS.redact,
+    )
+    assert key == "tests.parse/20240102/123456789012-1"
+
+
+def test_segments_a_key_function_returns_are_redacted() -> None:
+    """A key function may put any argument in the key, so each segment it returns is
+    redacted before it is sanitized."""
+
+    def key_function(context: KeyContext) -> str:
+        return f"people/{context.arguments['email']}/{context.task_id}.log"
+
+    context = make_context(arguments={"email": "jane@example.com"})
+    key = render_key(key_function, context, compressed=False, redact=DEFAULTS.redact)
+    assert key == f"people/_REDACTED_email_/{TASK_ID}.log"
+
+
+def test_an_error_naming_an_argument_value_is_redacted() -> None:
+    """A key function's error that quotes an argument does not carry it into the message."""
+
+    def key_function(context: KeyContext) -> str:
+        raise ValueError(f"no folder for {context.arguments['email']}")
+
+    context = make_context(arguments={"email": "jane@example.com"})
+    with pytest.raises(KeyRenderError) as raised:
+        render_key(key_function, context, compressed=False, redact=DEFAULTS.redact)
+    assert "jane@example.com" not in str(raised.value)
+    assert "[REDACTED:email]" in str(raised.value)
+    assert isinstance(raised.value.__cause__, ValueError)
+
+
+def test_without_a_redactor_arguments_are_only_sanitized() -> None:
+    """Callers that pass no redactor get the key as before."""
+    context = make_context(arguments={"contact": "jane@example.com"})
+    assert render_key("{contact}/{task_id}", context, compressed=False) == (
+        f"jane@example.com/{TASK_ID}"
+    )

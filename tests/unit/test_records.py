@@ -528,3 +528,25 @@ def test_background_writer_shows_a_running_run_before_it_ends() -> None:
         assert TaskLog.objects.get(task_id=TASK_ID).state == "succeeded"
     finally:
         records.write_rows_in_background(False)
+
+
+@override_settings(CELERY_PARSELOG_SUBJECT="{owner}")
+def test_arguments_subject_and_first_error_are_redacted() -> None:
+    """Arguments are redacted as one JSON text (a number under an ``ssn`` key, a dict key),
+    and so are the subject and the first error line: the row holds none of the values."""
+    record_started(
+        pending_entry(TASK_ID),
+        hostname="worker-1",
+        arguments={"owner": "jane.doe@example.org"},
+        args=[{"ssn": 267390412}],
+        kwargs={"contact": "jane.doe@example.org"},
+    )
+    record_finished(
+        final_entry(TASK_ID), first_error="ERROR parse: bad row for jane.doe@example.org"
+    )
+    row = TaskLog.objects.get(task_id=TASK_ID)
+    stored = f"{row.args} {row.kwargs} {row.subject} {row.first_error}"
+    assert "267390412" not in stored
+    assert "jane.doe@example.org" not in stored
+    assert "[REDACTED:" in row.subject
+    assert "[REDACTED:" in row.first_error

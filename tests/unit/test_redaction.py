@@ -16,11 +16,15 @@ from celery_parselog.redaction import (
     BUILTIN_NAMES,
     DEFAULT_REDACT,
     MIN_SECRET_LENGTH,
+    OPT_IN_NAMES,
     Redactor,
     entry_problem,
     forget_secrets,
+    redact_json,
+    redact_value,
     register_secret,
 )
+from tests.unit.identifiers_corpus import identifier_lines, operational_lines
 from tests.unit.redaction_corpus import (
     REGISTERED_SECRETS,
     clean_lines,
@@ -737,10 +741,13 @@ def test_one_redactor_is_shared_by_threads() -> None:
     assert ALL.redact(text).endswith("using [REDACTED:pw]")
 
 
-def test_default_set_is_every_built_in() -> None:
-    """The default entries are all the built-in names, secrets included."""
-    assert list(BUILTIN_NAMES) == DEFAULT_REDACT
+def test_default_set_is_every_built_in_but_the_opt_in_ones() -> None:
+    """The default entries are every built-in name, secrets included, except identifiers."""
+    assert OPT_IN_NAMES == ("identifiers",)
+    assert [name for name in BUILTIN_NAMES if name not in OPT_IN_NAMES] == DEFAULT_REDACT
     assert "secrets" in DEFAULT_REDACT
+    assert "identifiers" in BUILTIN_NAMES
+    assert Redactor.from_entries([*DEFAULT_REDACT, "identifiers"])
 
 
 # -- Generated corpora ------------------------------------------------------------------
@@ -779,3 +786,255 @@ def test_corpora_are_deterministic() -> None:
     """The same seed gives the same lines, so failures can be reproduced."""
     assert clean_lines(50) == clean_lines(50)
     assert sensitive_lines(50) == sensitive_lines(50)
+
+
+# -- identifiers --------------------------------------------------------------------------
+
+WITH_IDENTIFIERS = Redactor.from_entries([*DEFAULT_REDACT, "identifiers"])
+RECORD = (
+    "T2202106111111111121219850312123456789122122200000000000000000000001200000000000"
+    "0000000000000000000000000000000000000000000000000000000000000001"
+)
+ID = "[REDACTED:identifiers]"
+
+# The corpus of identifiers must lose no value; clean operational lines may lose a value
+# in at most this share of lines (one in fifty): shapes alone cannot tell every id from
+# a case number, and a miss costs far more than a masked count.
+MAX_OPERATIONAL_FALSE_POSITIVE_RATE = 0.02
+
+
+def with_identifiers(text: str) -> str:
+    return WITH_IDENTIFIERS.redact(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "DETAIL:  Failing row contains (4812, 11111111112, 1, 2, 19850312, 123456789, null).",
+            f"DETAIL:  Failing row contains (4812, {ID}, 1, 2, {ID}, {ID}, null).",
+        ),
+        (
+            'Key ("CASE_NUMBER", "RPT_MONTH_YEAR", "SSN")=(11111111112, 202210, 267390412) '
+            "already exists.",
+            f'Key ("CASE_NUMBER", "RPT_MONTH_YEAR", "SSN")=({ID}, 202210, {ID}) already exists.',
+        ),
+        (
+            "Partial Hash Field Values: T2 202108 61104950444 3 20171206 060707712",
+            f"Partial Hash Field Values: T2 202108 {ID} 3 {ID} {ID}",
+        ),
+        (
+            "{'RPT_MONTH_YEAR': 202106, 'DOB': '19880317'}",
+            f"{{'RPT_MONTH_YEAR': 202106, 'DOB': '{ID}'}}",
+        ),
+        (
+            "Record(s) info: [('T1', '23341932924', 202106), ('T2', 'AB1234567', 202106)]",
+            f"Record(s) info: [('T1', '{ID}', 202106), ('T2', '{ID}', 202106)]",
+        ),
+        ("SSN(s): 123456789, 987654320", f"SSN(s): {ID}, {ID}"),
+        ("{'ssns': ['123456789', '987654320']}", f"{{'ssns': ['{ID}', '{ID}']}}"),
+        (
+            "the SSN given for the second adult of household 3 was 123456789",
+            f"the SSN given for the second adult of household 3 was {ID}",
+        ),
+        ("member 2: 987-65-4320 and 123 45 6789", f"member 2: {ID} and {ID}"),
+        ("DOB 1985-03-12, 03/12/1985 or 3/2/1985", f"DOB {ID}, {ID} or {ID}"),
+        ("case A12345678901 and account 5551234987", f"case {ID} and account {ID}"),
+        ("encrypted SSN B0BPBQYYB, and @9ZP0#YBW alone", f"encrypted SSN {ID}, and {ID} alone"),
+    ],
+)
+def test_identifiers_masks_the_shapes_of_a_records_parser(text: str, expected: str) -> None:
+    """SSNs as bare digits anywhere (plural, far from their keyword, any range), dates of
+    birth in three forms, case and account numbers of digits or letters and digits, and
+    digit-substituted SSNs become markers; report months and short numbers stay."""
+    assert with_identifiers(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"Record length is 153 characters but must be 156: {RECORD}",
+        f"value not valid for record '{RECORD}'",
+        f"{RECORD[:40]}@9ZP0#YBW{RECORD[49:]}",
+        f"{RECORD[:60]}     0 0 {RECORD[70:]}   ",
+    ],
+)
+def test_identifiers_masks_a_raw_record_line_whole(text: str) -> None:
+    """A fixed-width record line, with its digit-substituted SSN or blank fields, becomes
+    one marker: no stretch of it is left."""
+    result = with_identifiers(text)
+    assert result.count(ID) == 1, result
+    digits = re.findall(r"\d+", result)
+    assert all(len(run) < 4 for run in digits), result
+
+
+def test_identifiers_keeps_json_lines_valid() -> None:
+    """In a JSON line, a record right after an escaped newline is masked, a number masked
+    where it stood becomes a string, and the line parses."""
+    line = json.dumps({"message": f"bad line:\n{RECORD}\nDOB 1985-03-12", "ssn": 123456789})
+    result = with_identifiers(line)
+    assert json.loads(result) == {
+        "message": f"bad line:\n{ID}\nDOB {ID}",
+        "ssn": "[REDACTED:ssn]",
+    }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-01-15T08:00:00.123Z INFO datafiles.tasks: parsed 1234 records of 202106",
+        "[2024-01-15 08:00:00,123: INFO/ForkPoolWorker-3] Task proj.parse"
+        "[5b0c7f2e-9d1a-4c3b-8e7f-123456789012] succeeded in 0.004562812997028232s: None",
+        "stored parselog/proj.parse/20240115T080000Z-5b0c7f2e-9d1a-4c3b-8e7f-6a5b4c3d2e1f-1.log.gz",
+        "sha256=0123456789012345678901234567890123456789a123456789012345678901",
+        "file ADS.E2J.FTP1.TS06 (data file 4812345) took 1234 ms, rss 7654321 kB",
+        "scheduled at 05/26/2024 03:04:50, next 2024-05-27 03:04:50",
+        "RPT_MONTH_YEAR=202106 quarter 2021Q2 section 1",
+    ],
+)
+def test_identifiers_leaves_operational_text(text: str) -> None:
+    """Timestamps, Celery's full-precision durations, task ids, keys, hashes, file names,
+    ids under eight digits and report months come through as the same object."""
+    assert with_identifiers(text) is text
+
+
+def test_identifiers_is_not_in_the_default_set() -> None:
+    """Without opting in, a bare SSN and a record line stay: the defaults do not mask them."""
+    text = f"SSN(s): 123456789 in {RECORD}"
+    assert ALL.redact(text) is text
+    assert Redactor.from_entries(["identifiers"]).redact(text) == f"SSN(s): {ID} in {ID}"
+
+
+def test_no_identifier_of_the_records_corpus_survives() -> None:
+    """On 2,000 generated lines in every shape such a parser logs, with identifiers added to
+    the defaults, no SSN, date of birth, case number or record line survives, nor any
+    40-character stretch of a record line, and JSON lines still parse; the default set
+    alone lets most of them through. Both figures are printed."""
+    lines = identifier_lines(2000)
+    present = survived = survived_default = 0
+    for line in lines:
+        result = with_identifiers(line.text)
+        if line.json:
+            json.loads(result)
+        for _name, value in line.values:
+            if value not in line.text:
+                continue  # written escaped in a JSON line or a repr; counted in its other form
+            present += 1
+            survived += value in result
+            survived_default += value in ALL.redact(line.text)
+            assert value not in result, (value, result)
+            for cut in range(0, max(1, len(value) - 40), 10):
+                assert value[cut : cut + 40] not in result or len(value) < 40, (value, result)
+    print(
+        f"\nidentifiers corpus: {present} values, {survived} survive with identifiers, "
+        f"{survived_default} ({survived_default / present:.0%}) with the default set alone"
+    )
+    assert present > 4000
+    assert survived == 0
+    assert survived_default > present / 2
+
+
+def test_false_positive_rate_of_identifiers_on_operational_lines() -> None:
+    """On 5,000 generated clean operational lines, with identifiers added to the defaults,
+    at most 2% of lines are changed; the rate is printed."""
+    lines = operational_lines(5000)
+    changed = [line for line in lines if with_identifiers(line) is not line]
+    rate = len(changed) / len(lines)
+    print(f"\nidentifiers false positives: {len(changed)}/{len(lines)} lines = {rate:.2%}")
+    for line in changed[:20]:
+        print("  ", with_identifiers(line)[:160])
+    assert rate <= MAX_OPERATIONAL_FALSE_POSITIVE_RATE
+
+
+def test_identifiers_also_masks_the_generic_corpus_values() -> None:
+    """The generic sensitive corpus loses every value with identifiers added too."""
+    for secret in REGISTERED_SECRETS:
+        register_secret(secret, "broker_password")
+    for line in sensitive_lines(600):
+        result = with_identifiers(line.text)
+        for _name, value in line.values:
+            if value in line.text:
+                assert value not in result, (value, result)
+
+
+def test_identifier_corpora_are_deterministic() -> None:
+    """The same seed gives the same lines."""
+    assert identifier_lines(40) == identifier_lines(40)
+    assert operational_lines(40) == operational_lines(40)
+
+
+# -- Values outside log lines -----------------------------------------------------------------
+
+
+def test_redact_json_covers_keys_numbers_and_keyword_context() -> None:
+    """Arguments redacted as one JSON text: a string or an integer under an "ssn" key, an
+    e-mail address as a dict key; unmasked numbers stay numbers and the rest is kept."""
+    value = {
+        "ssn": "123456789",
+        "tax_id": 219099999,
+        "jane@example.com": {"rows": 12, "ratio": 0.5, "ok": True, "none": None},
+        "ids": [1, 2, 3],
+    }
+    assert redact_json(value, ALL.redact) == {
+        "ssn": "[REDACTED:ssn]",
+        "tax_id": "[REDACTED:ssn]",
+        "[REDACTED:email]": {"rows": 12, "ratio": 0.5, "ok": True, "none": None},
+        "ids": [1, 2, 3],
+    }
+
+
+def test_redact_json_masks_bare_numbers_with_identifiers() -> None:
+    """With identifiers, an integer case number among positional arguments is masked."""
+    assert redact_json([4812, 11111111112, "202106"], WITH_IDENTIFIERS.redact) == [
+        4812,
+        ID,
+        "202106",
+    ]
+
+
+def test_redact_json_returns_the_value_itself_when_nothing_is_masked() -> None:
+    """Nothing to mask: the very value passed in comes back."""
+    value = {"data_file_id": 4812, "names": ["a", "b"]}
+    assert redact_json(value, ALL.redact) is value
+
+
+def test_redact_json_keeps_masked_keys_that_collide_apart() -> None:
+    """Two keys masked to the same marker are both kept."""
+    result = redact_json({"a@example.com": 1, "b@example.com": 2}, ALL.redact)
+    assert sorted(result.values()) == [1, 2]
+    assert all(key.startswith("[REDACTED:email]") for key in result)
+
+
+def test_redact_json_falls_back_to_each_value_when_a_pattern_breaks_the_json() -> None:
+    """A custom pattern matching JSON syntax cannot break the result: values are redacted
+    one by one instead, with their key as context."""
+    redactor = Redactor.from_entries([r'"\s*:', "ssn"])
+    assert redact_json({"ssn": "123456789", "n": 1}, redactor.redact) == {
+        "ssn": "[REDACTED:ssn]",
+        "n": 1,
+    }
+
+
+def test_redact_value_uses_the_parameter_name_as_context() -> None:
+    """A bare SSN under a parameter named like an SSN is masked by the default set; the
+    same value under another name, or none, is kept; an address is masked anyway."""
+    assert redact_value("123456789", ALL.redact, name="ssn") == "[REDACTED:ssn]"
+    assert redact_value(123456789, ALL.redact, name="data_file_id") == "123456789"
+    assert redact_value("jane@example.com", ALL.redact) == "[REDACTED:email]"
+    assert redact_value(11111111112, WITH_IDENTIFIERS.redact, name="case") == ID
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('{"ssn": 123456789, "n": 1}', {"ssn": "[REDACTED:ssn]", "n": 1}),
+        ('{"tax_id": [219099999], "n": [1]}', {"tax_id": ["[REDACTED:ssn]"], "n": [1]}),
+        ('{"m": "ssn: 123456789, 1"}', {"m": "ssn: [REDACTED:ssn], 1"}),
+        ('{"m": "a \\" ssn: 123456789, 1"}', {"m": 'a " ssn: [REDACTED:ssn], 1'}),
+    ],
+)
+def test_a_number_masked_in_a_json_line_becomes_a_string(
+    line: str, expected: dict[str, object]
+) -> None:
+    """A masked JSON number is written as a quoted marker; inside a string it is not quoted."""
+    assert json.loads(ALL.redact(line)) == expected
