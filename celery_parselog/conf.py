@@ -386,15 +386,20 @@ def _key(value: object) -> str | Callable[..., str]:
         if not callable(function):
             raise _wrong(value, "the dotted path of a callable")
         return function  # type: ignore[no-any-return]
+    return _template(
+        value,
+        "Use {field} and {field:spec} placeholders; double braces for literal ones.",
+        "celery_parselog.E003",
+    )
+
+
+def _template(value: str, hint: str, check_id: str) -> str:
+    """``value`` if it parses as a format template, else the problem ``check_id`` reports."""
     try:
         field_bases(value)
     except ValueError as error:
         raise _InvalidValueError(
-            _bad(
-                f"{value!r} is not a valid template: {error}.",
-                "Use {field} and {field:spec} placeholders; double braces for literal ones.",
-                "celery_parselog.E003",
-            )
+            _bad(f"{value!r} is not a valid template: {error}.", hint, check_id)
         ) from None
     return value
 
@@ -484,18 +489,12 @@ def _subject(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         raise _wrong(value, 'a template such as "{data_file_id}", or None')
-    try:
-        field_bases(value)
-    except ValueError as error:
-        raise _InvalidValueError(
-            _bad(
-                f"{value!r} is not a valid template: {error}.",
-                "Use {field} placeholders over the key's fields, such as "
-                "'{data_file_id}'; double braces for literal ones.",
-                "celery_parselog.E010",
-            )
-        ) from None
-    return value
+    return _template(
+        value,
+        "Use {field} placeholders over the key's fields, such as '{data_file_id}'; "
+        "double braces for literal ones.",
+        "celery_parselog.E010",
+    )
 
 
 # -- the settings --------------------------------------------------------------------

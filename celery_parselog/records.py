@@ -82,24 +82,13 @@ def record_started(
     A run of the same delivery seen again (its prerun ran twice) starts its row afresh;
     a redelivered message is another delivery, with a row of its own.
     """
-    _start(entry, _background(), hostname=hostname, arguments=arguments, args=args, kwargs=kwargs)
-
-
-def _start(
-    entry: RunEntry,
-    writer: RowWriter | None,
-    *,
-    hostname: str,
-    arguments: Mapping[str, Any],
-    args: Sequence[Any],
-    kwargs: Mapping[str, Any],
-) -> None:
     try:
         fields = start_fields(
             entry, hostname=hostname, arguments=arguments, args=args, kwargs=kwargs
         )
         if fields is None:
             return
+        writer = _background()
         if writer is not None:
             writer.started(entry, fields)
         else:
