@@ -282,3 +282,78 @@ def test_django_db_publish_without_a_row_does_nothing(django_db_app: tuple[Celer
     metadata.publish(app.tasks["tests.parse"].backend, stored_entry(task_id))
     assert not task_result.objects.filter(task_id=task_id).exists()
     assert log_info(AsyncResult(task_id, app=app)) is None
+
+
+# -- one truth, the latest run, and what LogInfo carries ---------------------------------
+
+
+def test_no_key_still_says_pending_after_the_final_entry(task: Task[Any, Any], app: Celery) -> None:
+    """Once the final entry joins the result, the key of its own (the pending entry) is gone."""
+    task_id = new_id()
+    metadata.mark_pending(task, entry(task_id, "pending"))
+    app.backend.store_result(task_id, {"x": 1}, states.SUCCESS)
+    metadata.publish(task.backend, stored_entry(task_id))
+    assert app.backend.get(f"celery-parselog-meta-{task_id}") is None
+    assert app.backend.get_task_meta(task_id, cache=False)[ENTRY]["status"] == "stored"
+
+
+def test_an_earlier_attempts_late_upload_never_replaces_a_later_one(
+    task: Task[Any, Any], app: Celery
+) -> None:
+    """Attempt 3 is published, then attempt 1's slow upload finishes: the entry stays attempt 3,
+    and attempt 2 starting after attempt 1's publish is not hidden either."""
+    task_id = new_id()
+    app.backend.store_result(task_id, {"x": 1}, states.SUCCESS)
+    metadata.publish(task.backend, entry(task_id, "stored", attempt=3, key="k-3"))
+    metadata.publish(task.backend, entry(task_id, "stored", attempt=1, key="k-1"))
+    info = log_info(task_id, app=app)
+    assert info is not None
+    assert (info.attempt, info.key) == (3, "k-3")
+
+
+def test_a_redelivery_is_later_than_the_first_delivery(task: Task[Any, Any], app: Celery) -> None:
+    """Of one attempt, the entry of delivery 2 wins over a late one of delivery 1."""
+    task_id = new_id()
+    app.backend.store_result(task_id, {"x": 1}, states.SUCCESS)
+    metadata.publish(task.backend, entry(task_id, "stored", delivery=2, key="k-1-d2"))
+    metadata.publish(task.backend, entry(task_id, "stored", delivery=1, key="k-1"))
+    info = log_info(task_id, app=app)
+    assert info is not None
+    assert (info.delivery, info.key) == (2, "k-1-d2")
+
+
+def test_log_info_takes_a_task_id() -> None:
+    """log_info("…") reads through the given app, as log_info(AsyncResult(…)) does."""
+    celery_app = Celery("ids", set_as_current=False, broker="memory://", backend="cache+memory://")
+    try:
+        task_id = new_id()
+        celery_app.backend.store_result(task_id, 1, states.SUCCESS)
+        metadata.publish(celery_app.backend, stored_entry(task_id))
+        info = log_info(task_id, app=celery_app)
+        assert info is not None
+        assert info.stored
+    finally:
+        celery_app.close()
+
+
+def test_log_info_carries_every_field_of_the_entry() -> None:
+    """complete, incomplete_reason, earlier_keys, task_state, omitted and checkpoint are kept."""
+    info = LogInfo.from_entry(
+        {
+            "status": "stored",
+            "task_id": "t",
+            "key": "k",
+            "complete": False,
+            "incomplete_reason": "worker lost",
+            "earlier_keys": ["k-1"],
+            "task_state": "FAILURE",
+            "omitted": {"records": 3, "bytes": 90},
+            "checkpoint": "2026-01-01T00:00:00.000+00:00",
+        }
+    )
+    assert info.complete is False
+    assert info.incomplete_reason == "worker lost"
+    assert info.earlier_keys == ("k-1",)
+    assert info.task_state == "FAILURE"
+    assert dict(info.omitted or {}) == {"records": 3, "bytes": 90}
+    assert info.checkpoint == "2026-01-01T00:00:00.000+00:00"
