@@ -293,7 +293,9 @@ def test_no_key_still_says_pending_after_the_final_entry(task: Task[Any, Any], a
     metadata.mark_pending(task, entry(task_id, "pending"))
     app.backend.store_result(task_id, {"x": 1}, states.SUCCESS)
     metadata.publish(task.backend, stored_entry(task_id))
-    assert app.backend.get(f"celery-parselog-meta-{task_id}") is None
+    backend = app.backend
+    assert isinstance(backend, BaseKeyValueStoreBackend)
+    assert backend.get(f"celery-parselog-meta-{task_id}") is None
     assert app.backend.get_task_meta(task_id, cache=False)[ENTRY]["status"] == "stored"
 
 

@@ -9,7 +9,6 @@ import pytest
 from django.core.files.storage import Storage
 from django.test import override_settings
 
-from celery_parselog import storage
 from celery_parselog.storage import UploadError, is_permanent, store_log
 
 STATICFILES = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
@@ -69,7 +68,7 @@ def test_permanent_errors_are_tried_once_and_transient_ones_up_to_the_limit(
     """A permanent error stops at the first attempt, with no wait; a transient one is tried
     UPLOAD_ATTEMPTS times."""
     waits: list[float] = []
-    monkeypatch.setattr(storage.time, "sleep", waits.append)
+    monkeypatch.setattr("celery_parselog.storage.time.sleep", waits.append)
     RefusingStorage.error, RefusingStorage.saves = error, 0
     stores = {"default": {"BACKEND": f"{__name__}.RefusingStorage"}, "staticfiles": STATICFILES}
     with override_settings(STORAGES=stores), pytest.raises(UploadError, match="after"):
@@ -84,7 +83,7 @@ def test_backoff_doubles_with_jitter_within_the_documented_bound(
     """Waits are backoff * 2^(n-1) * a factor in [0.5, 1.5], so at most
     1.5 * backoff * (2^(attempts-1) - 1) in all."""
     waits: list[float] = []
-    monkeypatch.setattr(storage.time, "sleep", waits.append)
+    monkeypatch.setattr("celery_parselog.storage.time.sleep", waits.append)
     RefusingStorage.error, RefusingStorage.saves = OSError("down"), 0
     stores = {"default": {"BACKEND": f"{__name__}.RefusingStorage"}, "staticfiles": STATICFILES}
     with override_settings(STORAGES=stores), pytest.raises(UploadError):
