@@ -592,9 +592,10 @@ class ParselogSettings:
     )
     checkpoint_seconds = SettingSpec(
         "CHECKPOINT_SECONDS",
-        0,
-        "Upload what a running task logged so far every this many seconds, under its "
-        "final key, so losing the machine loses at most that much; `0` turns it off.",
+        60,
+        "Once a run has lasted this many seconds, upload what it logged so far under its "
+        "final key, and again at that interval, so losing the machine loses at most that "
+        "much; shorter runs are never checkpointed. `0` turns it off.",
         _seconds(86400),
     )
     upload_attempts = SettingSpec(

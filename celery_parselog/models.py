@@ -53,6 +53,17 @@ class TaskLog(models.Model):
         help_text="The key of the earlier delivery of this message, whose worker was lost.",
     )
     hostname = models.CharField(max_length=255, blank=True, default="")
+    worker = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        help_text="The worker running it: its node name and a token of that start.",
+    )
+    heartbeat = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Last renewal of the run's lease by its worker, on the database's clock.",
+    )
     subject = models.CharField(
         max_length=255,
         blank=True,

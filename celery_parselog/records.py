@@ -2,7 +2,10 @@
 
 A row follows the ``parselog`` entry of its run: :func:`record_started` when the run
 starts, :func:`record_finished` once its log is stored (or its upload gave up), and
-:func:`record_recovered` when recovery stores a log a run left behind. None of them
+:func:`record_recovered` when recovery stores a log a run left behind. A running row
+also carries a lease (see :mod:`celery_parselog.lease`): :func:`renew_leases` renews a
+worker's, :func:`expired_runs` finds those of workers that are gone, and
+:func:`record_lost` marks such a run ``lost``. None of them
 ever raises: a database that is down, slow to migrate or locked must not break the
 task, so every failure is logged through ``celery_parselog.records`` and swallowed.
 With ``CELERY_PARSELOG_RECORDS = False`` they return at once.
@@ -26,11 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from celery_parselog.conf import ParselogSettings
 from celery_parselog.entry import RunEntry, Status
+from celery_parselog.lease import identity
 from celery_parselog.redaction import cached_redactor, redact_json
 from celery_parselog.signals import log_uploaded
 
@@ -39,11 +44,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RowWriter",
+    "announce",
+    "expired_runs",
     "flush_rows",
     "record_finished",
+    "record_lost",
     "record_recovered",
     "record_started",
     "render_subject",
+    "renew_leases",
     "start_fields",
     "write_rows_in_background",
 ]
@@ -115,9 +124,13 @@ def start_fields(
         return None
     started = _moment(entry.started) or timezone.now()
     kept_args, kept_kwargs = _safe_arguments(args, kwargs) if config.keep_args else (None, None)
+    worker = identity()
     return {
         "task_name": entry.task_name,
         "hostname": hostname[:255],
+        # The lease, in this same write: a worker's row starts with a fresh one.
+        "worker": worker,
+        "heartbeat": Now() if worker else None,
         "subject": _subject(config.subject, arguments, entry=entry, started=started),
         "args": kept_args,
         "kwargs": kept_kwargs,
@@ -175,6 +188,81 @@ def record_recovered(entry: RunEntry, *, hostname: str = "") -> TaskLog | None:
     :data:`~celery_parselog.signals.log_uploaded`, like :func:`record_finished`.
     """
     return _complete(entry, first_error=None, recovered=True, hostname=hostname)
+
+
+def renew_leases(worker: str) -> int:
+    """Renew the leases of every running row of ``worker``, in one ``UPDATE``.
+
+    Returns how many rows it renewed (0 when rows are off or the database failed).
+    """
+    try:
+        if not worker or not ParselogSettings().records:
+            return 0
+        from celery_parselog.models import TaskLog
+
+        _tidy_connections()
+        return int(TaskLog.objects.filter(worker=worker, state="running").update(heartbeat=Now()))
+    except Exception:
+        logger.exception("Could not renew the leases of the runs of %s", worker)
+        return 0
+
+
+def _expired(seconds: float) -> Any:
+    return Now() - timedelta(seconds=seconds)
+
+
+def expired_runs(seconds: float, *, besides: str = "") -> list[TaskLog]:
+    """The running rows whose lease was last renewed more than ``seconds`` ago.
+
+    Rows of the worker ``besides`` (the caller's own, which is alive) are left out.
+    """
+    try:
+        if not ParselogSettings().records:
+            return []
+        from celery_parselog.models import TaskLog
+
+        _tidy_connections()
+        rows = TaskLog.objects.filter(
+            state="running", heartbeat__isnull=False, heartbeat__lt=_expired(seconds)
+        )
+        if besides:
+            rows = rows.exclude(worker=besides)
+        return list(rows.order_by("heartbeat")[:1000])
+    except Exception:
+        logger.exception("Could not look for runs whose worker was lost")
+        return []
+
+
+def record_lost(row: TaskLog, entry: RunEntry, *, seconds: float) -> TaskLog | None:
+    """Mark ``row`` lost, pointing at ``entry``'s log, if its lease is still expired.
+
+    The lease is checked again in the same ``UPDATE``, so of several sweepers one only
+    marks the run, and a run that ended or was renewed since it was found is left alone.
+    Returns the row as marked, or ``None`` when another sweeper or the run got there
+    first (or the database failed). Sends nothing: the caller publishes the entry, then
+    calls :func:`announce`.
+    """
+    try:
+        from celery_parselog.models import TaskLog
+
+        marked = TaskLog.objects.filter(
+            pk=row.pk, state="running", heartbeat__lt=_expired(seconds)
+        ).update(
+            state="lost",
+            storage=entry.storage or row.storage,
+            key=entry.key or row.key,
+            uri=entry.uri or row.uri,
+            bytes=entry.bytes,
+            sha256=entry.sha256 or "",
+            complete=False,
+            incomplete_reason=(entry.incomplete_reason or "")[:255],
+            upload_status=entry.status.value,
+            upload_error=entry.error or "",
+        )
+        return TaskLog.objects.get(pk=row.pk) if marked else None
+    except Exception:
+        logger.exception("Could not mark %s lost", row)
+        return None
 
 
 def render_subject(template: str, fields: Mapping[str, Any]) -> str:
@@ -289,7 +377,7 @@ def _complete(
         )
         return None
     if row.upload_status == Status.STORED.value:
-        _announce(row)
+        announce(row)
     return row
 
 
@@ -368,7 +456,7 @@ def _in_transaction() -> bool:
     return bool(transaction.get_connection().in_atomic_block)
 
 
-def _announce(row: TaskLog) -> None:
+def announce(row: TaskLog) -> None:
     """Send ``log_uploaded``; a receiver's failure is logged, never raised into the task."""
     try:
         responses = log_uploaded.send_robust(sender=type(row), task_log=row)

@@ -417,6 +417,8 @@ class RecoverySweeper(threading.Thread):
     """Sweeps a worker's spool folder: when it starts, every ``interval`` seconds, soon after
     a child process was lost (killed, out of memory, hard time limit, revoked with
     ``terminate=True``), and within about a second of any spool file being left unlocked.
+    With ``find_lost``, it also calls that every ``find_lost_every`` seconds, to mark the
+    runs of workers on other hosts that are gone (:func:`celery_parselog.lost.find_lost`).
 
     Runs in the worker's main process, which survives its children.
     """
@@ -436,8 +438,12 @@ class RecoverySweeper(threading.Thread):
         interval: float,
         log_format: str = DEFAULT_NOTE_FORMAT,
         key_template: Any = None,
+        find_lost: Callable[[], object] | None = None,
+        find_lost_every: float = 0.0,
     ) -> None:
         super().__init__(name="celery-parselog-recovery", daemon=True)
+        self._find_lost = find_lost
+        self._find_lost_every = find_lost_every
         self._storage = storage
         self._attempts = attempts
         self._backoff = backoff
@@ -452,11 +458,15 @@ class RecoverySweeper(threading.Thread):
 
     def run(self) -> None:
         next_sweep = 0.0
+        next_lost = time.monotonic() + self._find_lost_every
         while not self._stopped.is_set():
             now = time.monotonic()
             if now >= next_sweep or self._soon or self._orphan_waiting():
                 self._sweep()
                 next_sweep = time.monotonic() + (self._interval or float("inf"))
+            if self._find_lost is not None and time.monotonic() >= next_lost:
+                self._look_for_lost(self._find_lost)
+                next_lost = time.monotonic() + self._find_lost_every
             if self._soon:
                 self._soon -= 1
                 timeout = self._SOON_SECONDS
@@ -492,6 +502,13 @@ class RecoverySweeper(threading.Thread):
                 self._spool_dir,
                 self._interval or "(next start)",
             )
+
+    @staticmethod
+    def _look_for_lost(find_lost: Callable[[], object]) -> None:
+        try:
+            find_lost()
+        except Exception:  # a look must never end the thread
+            logger.exception("The look for lost runs failed")
 
     def wake(self) -> None:
         """Sweep soon, and a few times more, because a run's process was just lost."""

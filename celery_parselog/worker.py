@@ -23,8 +23,9 @@ from celery.signals import task_failure, task_revoked, worker_process_shutdown
 from click import Option
 from django.core.files.storage import storages
 
-from celery_parselog import control, metrics, records
+from celery_parselog import control, lease, metrics, records
 from celery_parselog.conf import InvalidSettings, ParselogSettings, SettingError
+from celery_parselog.lost import find_lost
 from celery_parselog.metadata import settle_entry
 from celery_parselog.receivers import CaptureConfig, CaptureReceivers
 from celery_parselog.recovery import RecoverySweeper
@@ -48,10 +49,11 @@ logger = logging.getLogger("celery_parselog")
 OPTION = "parselog"
 
 # The receivers of this process while capture is on, and the main process's
-# recovery sweeper. Held here so they stay alive, and reset by disable() so tests
-# can start from a clean state.
+# recovery sweeper and lease keeper. Held here so they stay alive, and reset by
+# disable() so tests can start from a clean state.
 _receivers: CaptureReceivers | None = None
 _sweeper: RecoverySweeper | None = None
+_keeper: lease.LeaseKeeper | None = None
 
 
 def install(app: Celery) -> None:
@@ -92,6 +94,7 @@ def disable() -> None:
     records.flush_rows()
     records.write_rows_in_background(False)
     worker_process_shutdown.disconnect(dispatch_uid="celery_parselog.rows")
+    lease.end()
     if _receivers is not None:
         _receivers.disconnect()
         _receivers = None
@@ -109,11 +112,23 @@ def _flush_rows(**_: Any) -> None:
 
 
 def start_recovery(backend: Any) -> RecoverySweeper | None:
-    """Start sweeping the spool folder for orphaned logs in this (main) process."""
-    global _sweeper
+    """Start sweeping the spool folder for orphaned logs in this (main) process.
+
+    In a worker (one that has an identity, see :mod:`celery_parselog.lease`), also renew
+    the leases of this worker's running rows and look for runs of lost workers.
+    """
+    global _sweeper, _keeper
     if _receivers is None or _sweeper is not None:
         return _sweeper
     config = _receivers.config
+    worker, timing = lease.identity(), lease.Lease.current()
+    if worker:
+        _keeper = lease.LeaseKeeper(worker, timing)
+        _keeper.start()
+
+    def look_for_lost() -> object:
+        return find_lost(backend=backend, storage=config.storage, lease=timing, besides=worker)
+
     _sweeper = RecoverySweeper(
         config.spool_dir,
         storage=config.storage,
@@ -123,6 +138,8 @@ def start_recovery(backend: Any) -> RecoverySweeper | None:
         interval=config.recovery_interval,
         log_format=config.format,
         key_template=config.key,
+        find_lost=look_for_lost if worker else None,
+        find_lost_every=timing.check_every,
     )
     _sweeper.start()
     task_failure.connect(_on_task_failure, weak=False, dispatch_uid="celery_parselog.lost")
@@ -131,8 +148,12 @@ def start_recovery(backend: Any) -> RecoverySweeper | None:
 
 
 def stop_recovery() -> None:
-    """Stop the sweeper (after the sweep in progress, if any) and stop listening for lost tasks."""
-    global _sweeper
+    """Stop the sweeper (after the sweep in progress, if any) and the lease keeper, and stop
+    listening for lost tasks."""
+    global _sweeper, _keeper
+    if _keeper is not None:
+        _keeper.stop()
+        _keeper = None
     if _sweeper is not None:
         task_failure.disconnect(dispatch_uid="celery_parselog.lost")
         task_revoked.disconnect(dispatch_uid="celery_parselog.revoked")
@@ -204,6 +225,8 @@ def on_worker_init(sender: Any = None, **_: Any) -> None:
     except InvalidSettings as error:
         _startup = _Startup(None, error.errors)
         return
+    # Before the pool forks its children, so that they inherit it.
+    lease.begin(str(getattr(sender, "hostname", None) or "worker"))
     _write_rows_in_background()
     _startup = _Startup(snapshot, ())
 

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from celery_parselog.capture import RunCapture
+from celery_parselog.entry import RunEntry, Status
 from celery_parselog.formatting import build_formatter
 from celery_parselog.routing import CaptureRouter, LoggerSelection
+from celery_parselog.run import CaptureConfig, Run
 from tests.unit.routed import Routed
 
 logger = logging.getLogger("tests.checkpoint")
@@ -91,3 +93,30 @@ def test_watcher_uploads_checkpoints_at_the_interval_while_the_run_goes_on(
     for lines in seen:
         assert lines == [f"step {n}" for n in range(len(lines))]
     assert len(seen[-1]) > len(seen[0])
+
+
+def test_by_default_a_run_is_checkpointed_once_it_has_lasted_a_minute_then_each_minute(
+    tmp_path: Path,
+) -> None:
+    """With the default settings, a run shorter than 60 s is never checkpointed; a longer
+    one is at 60 s after its start, and every 60 s after that."""
+    config = CaptureConfig.from_settings()
+    assert config.checkpoint_seconds == 60
+    capture = make_run(tmp_path / "spool", 6, LoggerSelection(["*"]))
+    entry = RunEntry(
+        status=Status.PENDING, uri="", storage="default", key="k.log.gz", attempt=1, task_id="c"
+    )
+    began = time.monotonic()
+    run = Run(config, capture, entry, backend=None)
+    taken: list[float] = []
+    run.checkpoint = lambda: taken.append(1)  # type: ignore[method-assign]
+    try:
+        for offset in (0.2, 30.0, 59.0):
+            run.tick(began + offset)
+        assert taken == []
+        for offset in (60.5, 61.0, 100.0, 121.0):
+            run.tick(began + offset)
+        assert len(taken) == 2
+    finally:
+        capture.finish()
+        capture.release()

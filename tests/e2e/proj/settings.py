@@ -49,7 +49,8 @@ CELERY_PARSELOG_ENABLED = _env.get("E2E_PARSELOG_ENABLED", "1") == "1"
 CELERY_PARSELOG_TASKS = ["tests.e2e.proj.tasks.parse", "tests.e2e.proj.tasks.*_parse"]
 CELERY_PARSELOG_KEY = "parsing_logs/{data_file_id}/{reparse_id}/{task_id}-{attempt}.log"
 CELERY_PARSELOG_FORMAT = _env.get("E2E_PARSELOG_FORMAT", "%(levelname)s %(name)s: %(message)s")
-CELERY_PARSELOG_SPOOL_DIR = str(_STATE / "spool")
+# Workers sharing a state folder (one database) may each have a spool folder of its own.
+CELERY_PARSELOG_SPOOL_DIR = _env.get("E2E_SPOOL_DIR", str(_STATE / "spool"))
 CELERY_PARSELOG_COMPRESS = _env.get("E2E_COMPRESS", "1") == "1"
 CELERY_PARSELOG_CHECKPOINT_SECONDS = float(_env.get("E2E_CHECKPOINT_SECONDS", "0"))
 CELERY_PARSELOG_RECOVERY_INTERVAL = float(_env.get("E2E_RECOVERY_INTERVAL", "60"))
