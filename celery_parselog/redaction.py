@@ -881,29 +881,33 @@ def _separated(match: re.Match[str]) -> _Span | None:
     return (start, match.end(), "identifiers") if valid else None
 
 
-def _kinds(kept: str, *, codes: bool) -> bytes:
-    """A ``bytes.translate`` table: codes (or only digits) to ``0``, ``kept`` kept, others ``.``."""
+def _kinds(codes: str, kept: str, separators: str) -> bytes:
+    """A ``bytes.translate`` table: ``codes`` to ``0``, separators to ``-``, others ``.``."""
     table = bytearray(b"." * 256)
-    for ch in (string.ascii_uppercase + "@#$%&*") if codes else "":
-        table[ord(ch)] = ord("0")
-    for ch in string.digits:
+    for ch in codes:
         table[ord(ch)] = ord("0")
     for ch in kept:
         table[ord(ch)] = ord(ch)
+    for ch in separators:
+        table[ord(ch)] = ord("-")
     return bytes(table)
 
 
 # Bytes of non-ASCII characters become "." in both: they are never part of a value.
-_CODE_KINDS = _kinds("", codes=True)
-_SEPARATED_KINDS = _kinds("-/ T:", codes=False)
+_CODE_KINDS = _kinds(string.ascii_uppercase + string.digits + "@#$%&*", "", "")
+_SEPARATED_KINDS = _kinds(string.digits, "T:", "-/ ")
 
 
 def _has_separated(kinds: bytes) -> bool:
-    """Whether the text may hold a separated SSN or a date that is not a timestamp's."""
-    if b"0-00-0000" in kinds or b"0 00 0000" in kinds or b"0/0" in kinds:
-        return True
-    dates = kinds.count(b"0000-00-00")
-    return dates > 0 and dates > kinds.count(b"0000-00-00T0") + kinds.count(b"0000-00-00 0")
+    """Whether the text may hold a separated SSN or a date that is not a timestamp's.
+
+    With every separator written ``-``, each form holds ``0-00-0`` or ``0-0-00``; a
+    timestamp's date does too, so those are counted and taken off.
+    """
+    found = kinds.count(b"0-00-0") + kinds.count(b"0-0-00")
+    if not found:
+        return False
+    return found > kinds.count(b"0000-00-00T0") + kinds.count(b"0000-00-00-00:")
 
 
 _BEFORE_SEPARATED = frozenset(string.digits + "-./")
@@ -937,7 +941,7 @@ class _IdentifiersStep(_Step):
         # kind (see _CODE_KINDS): most lines hold no run of eight codes and no separated
         # value, and then no pattern runs at all.
         data = text.encode("utf-8", "surrogatepass")
-        runs = b"00000000" in data.translate(_CODE_KINDS)
+        runs = data.translate(_CODE_KINDS).find(b"00000000") >= 0
         separated = _has_separated(data.translate(_SEPARATED_KINDS))
         if not (runs or separated):
             return text

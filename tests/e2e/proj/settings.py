@@ -50,6 +50,8 @@ CELERY_PARSELOG_CHECKPOINT_SECONDS = float(_env.get("E2E_CHECKPOINT_SECONDS", "0
 CELERY_PARSELOG_RECOVERY_INTERVAL = float(_env.get("E2E_RECOVERY_INTERVAL", "60"))
 CELERY_PARSELOG_UPLOAD_ATTEMPTS = int(_env.get("E2E_UPLOAD_ATTEMPTS", "3"))
 CELERY_PARSELOG_UPLOAD_BACKOFF = float(_env.get("E2E_UPLOAD_BACKOFF", "0.5"))
+if "E2E_PARSELOG_REDACT" in _env:  # comma-separated entries
+    CELERY_PARSELOG_REDACT = _env["E2E_PARSELOG_REDACT"].split(",")
 
 # Like a real deployment: a console handler, and a parsers logger that does not
 # propagate and writes to a rotating file of its own. Capture must leave both as they are.
