@@ -108,6 +108,10 @@ class _Bench:
         self.config = CaptureConfig.from_settings()
         with override_settings(CELERY_PARSELOG_REDACT=[]):
             self.unredacted = CaptureConfig.from_settings()
+        from celery_parselog.redaction import DEFAULT_REDACT
+
+        with override_settings(CELERY_PARSELOG_REDACT=[*DEFAULT_REDACT, "identifiers"]):
+            self.identifiers = CaptureConfig.from_settings()
         self.receivers = CaptureReceivers(self.config)
         # The router the receivers enter each run into, with the routing handler.
         self.router = self.receivers.router
@@ -123,12 +127,19 @@ class _Bench:
         self.outputs: list[Path] = []
 
     def new_run(
-        self, fmt: str, compressed: bool, spool_dir: Path, *, redacted: bool = False
+        self,
+        fmt: str,
+        compressed: bool,
+        spool_dir: Path,
+        *,
+        redacted: bool = False,
+        identifiers: bool = False,
     ) -> RunCapture:
         """A run's capture made the way the ``task_prerun`` receiver makes it."""
         from celery_parselog.capture import RunCapture
 
-        redactor = (self.config if redacted else self.unredacted).redactor
+        chosen = self.identifiers if identifiers else self.config if redacted else self.unredacted
+        redactor = chosen.redactor
         return RunCapture(
             task_id=TASK_ID,
             task_name=TASK_NAME,
@@ -172,9 +183,13 @@ class _Bench:
         yield run
 
     @contextmanager
-    def capture(self, fmt: str, *, compressed: bool, redacted: bool = False) -> Iterator[Run]:
+    def capture(
+        self, fmt: str, *, compressed: bool, redacted: bool = False, identifiers: bool = False
+    ) -> Iterator[Run]:
         def run() -> None:
-            capture = self.new_run(fmt, compressed, self.folder, redacted=redacted)
+            capture = self.new_run(
+                fmt, compressed, self.folder, redacted=redacted, identifiers=identifiers
+            )
             token = self.router.enter(_Routed(capture))
             try:
                 self._emit()
@@ -317,6 +332,7 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
         "gzip": lambda: bench.capture(DEFAULT_FORMAT, compressed=True),
         "json": lambda: bench.capture(JSON_FORMAT, compressed=True),
         "redacted": lambda: bench.capture(DEFAULT_FORMAT, compressed=True, redacted=True),
+        "identifiers": lambda: bench.capture(DEFAULT_FORMAT, compressed=True, identifiers=True),
         "no_package": lambda: bench.unselected(connected=False, busy=False),
         "unselected": lambda: bench.unselected(connected=True, busy=False),
         "unselected_busy": lambda: bench.unselected(connected=True, busy=True),
@@ -359,6 +375,7 @@ def _ratios(times: dict[str, list[float]]) -> dict[str, list[float]]:
         "gzip": over("gzip", floors),
         "json": over("json", times["floor_json"]),
         "redacted": over("redacted", floors),
+        "identifiers": over("identifiers", floors),
         "unselected": over("unselected", times["no_package"]),
         "unselected_busy": over("unselected_busy", times["no_package"]),
         "noise": over("floor_b", times["floor_a"]),
@@ -402,6 +419,7 @@ def run(ctx: Context) -> PartResult:
         outcome("b1.gzip", "gzip", 1.30),
         outcome("b1.json", "json", 1.30),
         outcome("b1.redaction", "redacted", 1.50),
+        outcome("b1.identifiers", "identifiers", 1.60),
         outcome("b1.unselected", "unselected", 1.05),
         outcome("b1.unselected_busy", "unselected_busy", None),
         outcome("b1.noise", "noise", None),
@@ -414,7 +432,8 @@ def run(ctx: Context) -> PartResult:
         "the same formatter (the default format, or the JSON formatter for the JSON row), "
         "reference = geometric mean of the two floor runs of the same repetition. Capture "
         "uses the package's default settings, with redaction off except in the redaction "
-        "row (the default set); one record in fifty has an e-mail address in it. The "
+        "row (the default set) and the identifiers row (the default set and `identifiers`); "
+        "one record in fifty has an e-mail address in it. The "
         "not-selected rows compare against the same worker-log `FileHandler` with Celery's "
         "`task_prerun`/`task_postrun` sent and no receiver connected. The per-run logger "
         "baseline logs through its own logger, since module loggers never reach its file."

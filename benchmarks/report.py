@@ -72,6 +72,12 @@ CATALOG: tuple[RowSpec, ...] = (
         "≤ 1.50",
     ),
     RowSpec(
+        "b1.identifiers",
+        "b1",
+        "Gzip with the default redaction set and `identifiers` / floor",
+        "≤ 1.60",
+    ),
+    RowSpec(
         "b1.unselected",
         "b1",
         "Task not selected, receivers connected / no package at all",

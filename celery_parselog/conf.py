@@ -562,7 +562,7 @@ class ParselogSettings:
         list(DEFAULT_REDACT),
         "What is masked in each record's final text before it reaches the disk: built-in "
         "names (`ssn`, `email`, `phone`, `card`, `aws_key`, `jwt`, `auth_header`, "
-        "`url_password`, `secrets`) or regular expressions. Matches become "
+        "`url_password`, `secrets`; opt-in: `identifiers`) or regular expressions. Matches become "
         "`[REDACTED:<name>]`. `[]` turns redaction off.",
         _redact,
     )

@@ -3,7 +3,9 @@
 Every value taken from a task's arguments is reduced to a plain name component, so
 no argument can climb out of the prefix, produce ``..``, an absolute path or a
 control character. The task id is always part of the key, so one run's log never
-lands on another's.
+lands on another's. Given the run's redactor, every value taken from an argument is
+redacted before it is sanitized, so personal data passed as an argument never becomes
+part of an object name or URI.
 """
 
 from __future__ import annotations

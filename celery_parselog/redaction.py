@@ -63,6 +63,17 @@ Built-ins
 ``secrets``
     Exact values registered at run time with :func:`register_secret`, such as a
     connection password the project knows; replaced by ``[REDACTED:<their name>]``.
+``identifiers`` (opt-in: not in :data:`DEFAULT_REDACT`)
+    Values of records about people, by shape alone, for logs of parsers of such
+    records: any run of nine or more digits (SSNs in any range, case and account
+    numbers); eight digits that are a date (``YYYYMMDD``, ``MMDDYYYY``) and dates
+    written ``YYYY-MM-DD`` or ``MM/DD/YYYY`` with no time after them; SSNs with spaces
+    or dashes in any range; case numbers of capitals and digits (9 to 12 characters,
+    four digits or more); digit-substituted SSNs (nine capitals, digits and
+    ``@#$%&*`` with such a symbol, or after the word SSN); and any token of capitals,
+    digits and those symbols that is mostly digits, such as a raw fixed-width record
+    line, masked whole with its blank-separated pieces. Timestamps, fractions of
+    decimal numbers, UUIDs, hashes and numbers of up to seven digits are left.
 
 How it stays fast
 -----------------
@@ -83,12 +94,21 @@ rules most lines out before its pattern runs:
   ``in``, and then only from just before its first occurrence. E-mail addresses and
   URL passwords are found from their ``@`` and ``://`` rather than by trying a
   pattern at every letter of the line.
+* ``identifiers`` first maps the line's bytes to the kind of each character with
+  ``bytes.translate`` and looks for a run of eight codes or a separated value with
+  ``find`` and ``count``; its patterns run only when one is there.
 * When nothing is replaced, the very object passed in is returned: no copy is made.
 
 Order: registered secrets first (so their own names win), then numbers, URL
-passwords, e-mail addresses, ``Authorization`` credentials, JWTs, AWS keys, and last
-the regular-expression entries, each on the output of the one before. Markers hold
-nothing a later step matches.
+passwords, e-mail addresses, ``Authorization`` credentials, JWTs, AWS keys,
+identifiers, and last the regular-expression entries, each on the output of the one
+before. Markers hold nothing a later step matches. In a line that starts with ``{``
+(a JSON line), a marker put where a bare JSON number stood is written as a string,
+so the line stays valid JSON.
+
+Outside log lines, :func:`redact_json` redacts task arguments as one JSON text (keys
+and numbers included) and :func:`redact_value` one value with the name it came from
+as context, for subjects and key fields.
 
 Known trade-offs
 ----------------
@@ -881,29 +901,33 @@ def _separated(match: re.Match[str]) -> _Span | None:
     return (start, match.end(), "identifiers") if valid else None
 
 
-def _kinds(kept: str, *, codes: bool) -> bytes:
-    """A ``bytes.translate`` table: codes (or only digits) to ``0``, ``kept`` kept, others ``.``."""
+def _kinds(codes: str, kept: str, separators: str) -> bytes:
+    """A ``bytes.translate`` table: ``codes`` to ``0``, separators to ``-``, others ``.``."""
     table = bytearray(b"." * 256)
-    for ch in (string.ascii_uppercase + "@#$%&*") if codes else "":
-        table[ord(ch)] = ord("0")
-    for ch in string.digits:
+    for ch in codes:
         table[ord(ch)] = ord("0")
     for ch in kept:
         table[ord(ch)] = ord(ch)
+    for ch in separators:
+        table[ord(ch)] = ord("-")
     return bytes(table)
 
 
 # Bytes of non-ASCII characters become "." in both: they are never part of a value.
-_CODE_KINDS = _kinds("", codes=True)
-_SEPARATED_KINDS = _kinds("-/ T:", codes=False)
+_CODE_KINDS = _kinds(string.ascii_uppercase + string.digits + "@#$%&*", "", "")
+_SEPARATED_KINDS = _kinds(string.digits, "T:", "-/ ")
 
 
 def _has_separated(kinds: bytes) -> bool:
-    """Whether the text may hold a separated SSN or a date that is not a timestamp's."""
-    if b"0-00-0000" in kinds or b"0 00 0000" in kinds or b"0/0" in kinds:
-        return True
-    dates = kinds.count(b"0000-00-00")
-    return dates > 0 and dates > kinds.count(b"0000-00-00T0") + kinds.count(b"0000-00-00 0")
+    """Whether the text may hold a separated SSN or a date that is not a timestamp's.
+
+    With every separator written ``-``, each form holds ``0-00-0`` or ``0-0-00``; a
+    timestamp's date does too, so those are counted and taken off.
+    """
+    found = kinds.count(b"0-00-0") + kinds.count(b"0-0-00")
+    if not found:
+        return False
+    return found > kinds.count(b"0000-00-00T0") + kinds.count(b"0000-00-00-00:")
 
 
 _BEFORE_SEPARATED = frozenset(string.digits + "-./")
@@ -913,19 +937,15 @@ _ESCAPE_LETTERS = frozenset("nrtbf")
 def _touches_word(text: str, start: int, end: int) -> bool:
     """Whether a run of codes is part of a word with lower-case letters.
 
-    The letter of a backslash escape right before it (the ``\\n`` of a JSON line) does
-    not count.
+    The letter of a backslash escape right before it (the ``\\n`` of a JSON line, or of
+    a JSON line nested in another) does not count.
     """
     if end < len(text) and text[end].isalpha():
         return True
     if start == 0 or not text[start - 1].isalpha():
         return False
-    return not (
-        text[start - 1] in _ESCAPE_LETTERS
-        and start >= 2
-        and text[start - 2] == "\\"
-        and _escapes_next(text, start - 2)
-    )
+    # Whatever the number of backslashes: JSON nested in a JSON string writes ``\\n``.
+    return not (text[start - 1] in _ESCAPE_LETTERS and start >= 2 and text[start - 2] == "\\")
 
 
 @dataclass(frozen=True)
@@ -937,7 +957,7 @@ class _IdentifiersStep(_Step):
         # kind (see _CODE_KINDS): most lines hold no run of eight codes and no separated
         # value, and then no pattern runs at all.
         data = text.encode("utf-8", "surrogatepass")
-        runs = b"00000000" in data.translate(_CODE_KINDS)
+        runs = data.translate(_CODE_KINDS).find(b"00000000") >= 0
         separated = _has_separated(data.translate(_SEPARATED_KINDS))
         if not (runs or separated):
             return text

@@ -1038,3 +1038,15 @@ def test_a_number_masked_in_a_json_line_becomes_a_string(
 ) -> None:
     """A masked JSON number is written as a quoted marker; inside a string it is not quoted."""
     assert json.loads(ALL.redact(line)) == expected
+
+
+def test_identifiers_masks_a_record_in_json_nested_in_a_json_line() -> None:
+    """A JSON line logged as the message of another JSON line writes the record after
+    ``\\\\n``; it is still masked whole, digit-substituted SSN included."""
+    inner = json.dumps({"exc_text": f"cannot parse line 4:\n{RECORD[:40]}@9ZP0#YBW{RECORD[49:]}"})
+    outer = json.dumps({"message": f"corpus line: {inner}"})
+    result = with_identifiers(outer)
+    assert "@9ZP0#YBW" not in result
+    assert json.loads(json.loads(result)["message"][len("corpus line: ") :]) == {
+        "exc_text": f"cannot parse line 4:\n{ID}"
+    }

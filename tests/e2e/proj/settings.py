@@ -57,6 +57,8 @@ CELERY_PARSELOG_RECOVERY_INTERVAL = float(_env.get("E2E_RECOVERY_INTERVAL", "60"
 CELERY_PARSELOG_UPLOAD_ATTEMPTS = int(_env.get("E2E_UPLOAD_ATTEMPTS", "3"))
 CELERY_PARSELOG_UPLOAD_BACKOFF = float(_env.get("E2E_UPLOAD_BACKOFF", "0.5"))
 CELERY_PARSELOG_METRICS_PORT = int(_env["E2E_METRICS_PORT"]) if "E2E_METRICS_PORT" in _env else None
+if "E2E_PARSELOG_REDACT" in _env:  # comma-separated entries
+    CELERY_PARSELOG_REDACT = _env["E2E_PARSELOG_REDACT"].split(",")
 
 # Like a real deployment: a console handler, and a parsers logger that does not
 # propagate and writes to a rotating file of its own. Capture must leave both as they are.

@@ -147,3 +147,17 @@ def sensitive_parse(
     records.warning("contact on file", extra={"contact": contact, "customer": first_value})
     print("calling", contact, "about", first_value)
     return data_file_id
+
+
+@shared_task
+def identifiers_parse(data_file_id: int, case_number: str = "", count: int = 300) -> int:
+    """Logs the records parser's corpus of identifiers (database errors, record lines,
+    reprs, substituted SSNs), then fails with one of its values in the error."""
+    from tests.unit.identifiers_corpus import identifier_lines
+
+    lines = identifier_lines(count)
+    for line in lines:
+        records.info("corpus line: %s", line.text)
+    records.warning("case on file", extra={"case_number": case_number})
+    print("case", case_number, "done")
+    raise ValueError(f"case {case_number} could not be saved: {lines[0].values[0][1]}")
