@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks import b1_records, b2_tasks, b3_memory, b4_leaks, b5_concurrency
+from benchmarks import b1_records, b2_tasks, b3_memory, b4_leaks, b5_concurrency, b6_compare
 from benchmarks.context import REPO, Context, PartResult
 from benchmarks.machine import code_state, describe
 from benchmarks.report import PARTS, Outcome, write_report
@@ -32,6 +32,7 @@ RUNNERS: dict[str, Callable[[Context], PartResult]] = {
     "b3": b3_memory.run,
     "b4": b4_leaks.run,
     "b5": b5_concurrency.run,
+    "b6": b6_compare.run,
 }
 _NEEDS_SERVERS = {"b2", "b3", "b4", "b5"}
 
@@ -52,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--only",
         default=",".join(RUNNERS),
-        help="comma-separated parts to run (default: all of b1,b2,b3,b4,b5)",
+        help="comma-separated parts to run (default: all of b1,b2,b3,b4,b5,b6)",
     )
     run.add_argument("--keep", action="store_true", help="keep the temporary work folder")
     return parser

@@ -46,6 +46,7 @@ PARTS: dict[str, str] = {
     "b3": "B3 memory and disk (one task logging a lot of text)",
     "b4": "B4 leaks (many captured tasks in one process)",
     "b5": "B5 records of concurrent tasks (real worker, --pool threads --concurrency 8)",
+    "b6": "B6 comparing runs within bounds (kinds of message, the whole comparison)",
 }
 
 CATALOG: tuple[RowSpec, ...] = (
@@ -142,6 +143,24 @@ CATALOG: tuple[RowSpec, ...] = (
     RowSpec("b5.lost", "b5", "Lines missing from their own task's log, capture", "0"),
     RowSpec("b5.baseline_perrun", "b5", "Baseline per-run logger: wrong / missing lines", INFO),
     RowSpec("b5.baseline_swap", "b5", "Baseline global handler swap: wrong / missing lines", INFO),
+    RowSpec(
+        "b6.summary",
+        "b6",
+        "Kinds of message of two parse logs of 1,000,000 lines each (read, one pass each)",
+        "< 10 s",
+    ),
+    RowSpec(
+        "b6.compare",
+        "b6",
+        "Whole comparison of two logs of 100,000 distinct lines each (summary and diff)",
+        "< 5 s",
+    ),
+    RowSpec(
+        "b6.hostile",
+        "b6",
+        "… the same, every line a shape of its own (the caches' worst case)",
+        "< 5 s",
+    ),
 )
 
 ROW_IDS: tuple[str, ...] = tuple(spec.id for spec in CATALOG)
