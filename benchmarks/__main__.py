@@ -23,7 +23,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks import b1_records, b2_tasks, b3_memory, b4_leaks, b5_concurrency, b6_preview
+from benchmarks import (
+    b1_records,
+    b2_tasks,
+    b3_memory,
+    b4_leaks,
+    b5_concurrency,
+    b6_preview,
+    b7_compare,
+)
 from benchmarks.context import REPO, Context, PartResult
 from benchmarks.machine import code_state, describe
 from benchmarks.report import PARTS, Outcome, write_report
@@ -43,6 +51,7 @@ RUNNERS: dict[str, Callable[[Context], PartResult]] = {
     "b4": b4_leaks.run,
     "b5": b5_concurrency.run,
     "b6": b6_preview.run,
+    "b7": b7_compare.run,
 }
 _NEEDS_SERVERS = {"b2", "b3", "b4", "b5"}
 _NEEDS_POSTGRES = {"b2"}

@@ -47,6 +47,7 @@ PARTS: dict[str, str] = {
     "b4": "B4 leaks (many captured tasks in one process)",
     "b5": "B5 records of concurrent tasks (real worker, --pool threads --concurrency 8)",
     "b6": "B6 the admin's preview of a gzip bomb (bounded decompression)",
+    "b7": "B7 comparing runs within bounds (kinds of message, the whole comparison)",
 }
 
 # B2's set-ups: each names its storage and its database (see b2_tasks.SETUPS).
@@ -179,6 +180,24 @@ CATALOG: tuple[RowSpec, ...] = (
         "≤ 80 MiB",
     ),
     RowSpec("b6.bomb_time", "b6", "Time of that page view / decompressing the whole bomb", INFO),
+    RowSpec(
+        "b7.summary",
+        "b7",
+        "Kinds of message of two parse logs of 1,000,000 lines each (read, one pass each)",
+        "< 10 s",
+    ),
+    RowSpec(
+        "b7.compare",
+        "b7",
+        "Whole comparison of two logs of 100,000 distinct lines each (summary and diff)",
+        "< 5 s",
+    ),
+    RowSpec(
+        "b7.hostile",
+        "b7",
+        "… the same, every line a shape of its own (the caches' worst case)",
+        "< 5 s",
+    ),
 )
 
 ROW_IDS: tuple[str, ...] = tuple(spec.id for spec in CATALOG)

@@ -31,6 +31,9 @@ class Sizes:
     b4_warmup: int
     b5_tasks: int
     b5_steps: int
+    b7_summary_lines: int
+    b7_compare_lines: int
+    b7_repetitions: int
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,6 +52,9 @@ MODES: dict[str, Sizes] = {
         b4_warmup=200,
         b5_tasks=200,
         b5_steps=20,
+        b7_summary_lines=1_000_000,
+        b7_compare_lines=100_000,
+        b7_repetitions=3,
     ),
     "quick": Sizes(
         mode="quick",
@@ -62,6 +68,9 @@ MODES: dict[str, Sizes] = {
         b4_warmup=50,
         b5_tasks=40,
         b5_steps=10,
+        b7_summary_lines=100_000,
+        b7_compare_lines=20_000,
+        b7_repetitions=2,
     ),
     "smoke": Sizes(
         mode="smoke",
@@ -75,5 +84,8 @@ MODES: dict[str, Sizes] = {
         b4_warmup=10,
         b5_tasks=16,
         b5_steps=5,
+        b7_summary_lines=5_000,
+        b7_compare_lines=2_000,
+        b7_repetitions=1,
     ),
 }

@@ -25,8 +25,9 @@ value, so lines of one shape always share a template.
 
 **Bounds.** At most :data:`SHAPES_MAX` shapes and :data:`KINDS_MAX` templates are
 kept per log, and shapes are cut at :data:`SHAPE_MAX_BYTES`; memory is therefore
-bounded whatever the log holds. Lines past either cap are counted as *not grouped*,
-and the summary says how many.
+bounded whatever the log holds. Shapes past the first cap are still worked out, but
+not remembered, up to :data:`TEMPLATES_WORKED_MAX` per log, which bounds the time.
+Lines past the caps are counted as *not grouped*, and the summary says how many.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ __all__ = [
 ]
 
 SHAPES_MAX = 20_000
+TEMPLATES_WORKED_MAX = 40_000
 KINDS_MAX = 1_000
 SHAPE_MAX_BYTES = 500
 ROWS_SHOWN = 100
@@ -112,8 +114,18 @@ def _template(shape: str, example: str, normalizer: Normalizer) -> str:
                 text += " | " + str(record["exc_text"]).splitlines()[-1]
             shape = shape_of(normalizer.without_task_ids(text))[:SHAPE_MAX_BYTES]
     text = apply_plan(shape, normalizer.plan(shape))
-    for pattern, placeholder in _TEMPLATE_RULES:
-        text = pattern.sub(placeholder, text)
+    plain = text.isascii()  # then every digit is a 0, and cheap tests can skip rules
+    dates, single, double, numbers, ids = _TEMPLATE_RULES
+    for (pattern, placeholder), needed in (
+        (dates, "0-00-0" in text or "/" in text),
+        (single, "'" in text),
+        (double, '"' in text),
+        (numbers, "0" in text),
+    ):
+        if needed or not plain:
+            text = pattern.sub(placeholder, text)
+    if "0" in text or not plain:
+        text = ids[0].sub(ids[1], text)
     return text
 
 
@@ -134,12 +146,15 @@ class KindCounter:
 
     normalizer: Normalizer = field(default_factory=Normalizer)
     shapes_max: int = SHAPES_MAX
+    worked_max: int = TEMPLATES_WORKED_MAX
     kinds_max: int = KINDS_MAX
     kinds: dict[str, Kind] = field(default_factory=dict)
     lines: int = 0
     not_grouped: int = 0
     shapes_full: bool = False
+    worked_full: bool = False
     kinds_full: bool = False
+    worked: int = 0
     _shapes: dict[bytes, Kind | None] = field(default_factory=dict)
     _rest: bytes = b""
 
@@ -185,9 +200,12 @@ class KindCounter:
                 kind.count += number
 
     def _new_shape(self, shape: bytes, example: bytes) -> Kind | None:
-        if len(self._shapes) >= self.shapes_max:
-            self.shapes_full = True
+        # Past the cap on remembered shapes, new shapes are still worked out (each is
+        # then forgotten) up to a cap on the work, which bounds the time a log takes.
+        if self.worked >= self.worked_max:
+            self.worked_full = True
             return None
+        self.worked += 1
         line = example[:2000].decode("utf-8", "replace")
         shape_text = shape.decode("utf-8", "replace")
         template = _template(shape_text, self.normalizer.without_task_ids(line), self.normalizer)
@@ -199,7 +217,10 @@ class KindCounter:
                 parsed = parse_level_and_logger(line)
                 level, logger = parsed if parsed else ("", "")
                 kind = self.kinds[template] = Kind(template, line, level, logger)
-        self._shapes[shape] = kind
+        if len(self._shapes) < self.shapes_max:
+            self._shapes[shape] = kind
+        else:
+            self.shapes_full = True
         return kind
 
     def levels(self) -> dict[str, int]:
@@ -222,8 +243,8 @@ class KindCounter:
     def why_not_grouped(self) -> str:
         """Why some lines were not grouped, for the summary's notes."""
         reasons = []
-        if self.shapes_full:
-            reasons.append(f"more than {self.shapes_max:,} line shapes")
+        if self.worked_full:
+            reasons.append(f"more than {self.worked_max:,} line shapes")
         if self.kinds_full:
             reasons.append(f"more than {self.kinds_max:,} kinds of message")
         return " and ".join(reasons)

@@ -95,7 +95,8 @@ def png_size(path: Path) -> tuple[int, int]:
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
 def test_compare_page_in_headless_chromium(live_server: Any, settings: Any, tmp_path: Path) -> None:
-    """The compare page renders in a real browser with its summary table and its diff."""
+    """The compare page renders in a real browser with its summary table, the kinds of
+    message that changed (errors first, with an example line) and its diff."""
     settings.ROOT_URLCONF = "tests.browser_urls"
     settings.CELERY_PARSELOG_SUBJECT = "{data_file_id}"
     a_id, b_id = str(uuid.uuid4()), str(uuid.uuid4())
@@ -162,6 +163,23 @@ def test_compare_page_in_headless_chromium(live_server: Any, settings: Any, tmp_
     assert 'id="parselog-levels"' in dom
     assert 'id="parselog-loggers"' in dom
     assert 'id="parselog-diff"' in dom
+    assert 'id="parselog-kinds"' in dom, "the kinds-of-message summary is missing"
+    table = dom[dom.index('id="parselog-kinds"') :]
+    rows = table[table.index("<tbody>") : table.index("</tbody>")].split("<tr")[1:]
+    templates = [
+        "&lt;time&gt; ERROR parsers.csv: record &lt;num&gt; of file &lt;num&gt;: "
+        "amount '&lt;str&gt;' is not a number",
+        "&lt;time&gt; WARNING parsers.csv: bad record &lt;num&gt; in file &lt;num&gt;: "
+        "missing '&lt;str&gt;'",
+        "&lt;time&gt; INFO parsers.csv: record &lt;num&gt; of file &lt;num&gt;<",
+    ]
+    found = [next(n for n, row in enumerate(rows) if t in row) for t in templates]
+    assert found == sorted(found), "errors first, then warnings, then the rest"
+    error, warning, info = (rows[n] for n in found)
+    assert "new in B" in error
+    assert "record 5 of file 7: amount 'n/a' is not a number" in error, "no example line"
+    assert "gone from B" in warning
+    assert ">+1<" in info, "the record lines grew by one"
     assert "-&lt;time&gt; WARNING parsers.csv: bad record 3 in file 7" in dom
     assert "+&lt;time&gt; ERROR parsers.csv: record 5 of file 7" in dom
     assert "succeeded in &lt;duration&gt;" in dom

@@ -523,3 +523,13 @@ def test_parselog_diff_summary_prints_the_kinds_of_message() -> None:
     plain = io.StringIO()
     call_command("parselog_diff", A_ID, B_ID, stdout=plain)
     assert "Kinds of message" not in plain.getvalue()
+
+
+def test_shapes_past_the_cache_are_still_grouped_until_the_work_cap() -> None:
+    """Past the remembered shapes, lines are still grouped; past the work cap, folded and said."""
+    counter = KindCounter(Normalizer(), shapes_max=2, worked_max=4)
+    counter.feed(b"".join(f"t INFO app: item '{word}'\n".encode() for word in "abcdef"))
+    counter.finish()
+    assert {k.template: k.count for k in counter.kinds.values()} == {"t INFO app: item '<str>'": 4}
+    assert counter.not_grouped == 2
+    assert counter.why_not_grouped() == "more than 4 line shapes"
