@@ -44,11 +44,13 @@ __all__ = [
     "KINDS_MAX",
     "SHAPES_MAX",
     "SHAPE_MAX_BYTES",
+    "TEMPLATES_WORKED_MAX",
     "Kind",
     "KindCounter",
     "KindRow",
     "KindSummary",
     "compare_kinds",
+    "counted",
     "parse_level_and_logger",
     "template_of",
 ]
@@ -285,13 +287,8 @@ class KindSummary:
 
     rows: list[KindRow]
     hidden: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def changed(self) -> int:
-        return sum(1 for row in self.rows if row.status != "same") + self.hidden_changed
-
     hidden_changed: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 _STATUS_ORDER = {"new": 0, "gone": 1, "changed": 2, "same": 3}
