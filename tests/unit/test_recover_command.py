@@ -214,7 +214,8 @@ def test_root_refuses_another_users_folder_unless_told() -> None:
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(media)},
     }
-    with override_settings(STORAGES={"default": storage, "staticfiles": storage}):
+    stores = {"default": storage, "staticfiles": storage}
+    with override_settings(STORAGES=stores, MEDIA_ROOT=str(media)):
         with pytest.raises(CommandError, match=r"belongs to uid 65534.*--owner-ok"):
             run_command("--spool-dir", str(spool_dir))
         assert capture.path.exists()

@@ -150,7 +150,9 @@ def sensitive_parse(
 
 
 @shared_task
-def identifiers_parse(data_file_id: int, case_number: str = "", count: int = 300) -> int:
+def identifiers_parse(
+    data_file_id: int, reparse_id: int | None = None, case_number: str = "", count: int = 300
+) -> int:
     """Logs the records parser's corpus of identifiers (database errors, record lines,
     reprs, substituted SSNs), then fails with one of its values in the error."""
     from tests.unit.identifiers_corpus import identifier_lines
