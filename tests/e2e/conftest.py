@@ -43,10 +43,24 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server over real HTTP, with the test bucket created."""
+def _s3_server() -> Iterator[str]:
+    """moto's S3 server over real HTTP, for the whole session."""
     with moto_s3(BUCKET) as endpoint:
         yield endpoint
+
+
+@pytest.fixture
+def s3_endpoint(_s3_server: str) -> str:
+    """The session's S3 server, with the test bucket there when the test starts.
+
+    moto keeps its buckets in one store per process, which a test that starts and
+    stops S3 servers of its own (an outage) leaves empty; so the bucket is made again
+    whenever it is missing, and no test depends on the order the tests ran in.
+    """
+    client = s3_client(_s3_server)
+    if BUCKET not in {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(Bucket=BUCKET)
+    return _s3_server
 
 
 @pytest.fixture(scope="session")
