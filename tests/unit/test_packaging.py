@@ -31,10 +31,14 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(path.read_bytes())
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
+    built = subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(source)],
         capture_output=True,
-        check=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, (
+        f"the build failed:\n{built.stdout[-3000:]}\n{built.stderr[-3000:]}"
     )
     return {"sdist": next(out.glob("*.tar.gz")), "wheel": next(out.glob("*.whl"))}
 
