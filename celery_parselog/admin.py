@@ -177,6 +177,7 @@ class TaskLogAdmin(_ModelAdmin):
                     ("state", "task_state"),
                     ("started", "finished", "took"),
                     "recovered",
+                    "deliveries",
                     "hostname",
                 )
             },
@@ -198,7 +199,7 @@ class TaskLogAdmin(_ModelAdmin):
         ),
         ("Arguments", {"fields": ("args", "kwargs"), "classes": ("collapse",)}),
     )
-    readonly_fields = ("took", "size", "records", "links", "waiting")
+    readonly_fields = ("took", "size", "records", "links", "waiting", "deliveries")
 
     # -- permissions ---------------------------------------------------------------
 
@@ -264,13 +265,51 @@ class TaskLogAdmin(_ModelAdmin):
     @admin.display(description="attempt · arguments", ordering="attempt")
     def run(self, row: TaskLog) -> SafeString:
         summary = _arguments_summary(row)
+        redelivered = (
+            format_html(
+                ' <span class="parselog-redelivery" title="delivery {}: the message came back '
+                'after its worker was lost">↻{}</span>',
+                row.delivery,
+                row.delivery,
+            )
+            if row.delivery > 1
+            else ""
+        )
         return format_html(
-            '<span title="{}">#{}{}{}</span>',
+            '<span title="{}">#{}{}{}{}</span>',
             summary,
             row.attempt,
+            redelivered,
             " · " if summary else "",
             Truncator(summary).chars(36),
         )
+
+    @admin.display(description="deliveries")
+    def deliveries(self, row: TaskLog) -> SafeString | str:
+        """The other deliveries of this attempt: the run a lost worker left, or its rerun."""
+        others = [other for other in TaskLog.objects.deliveries_of(row) if other.pk != row.pk]
+        if not others:
+            return "—"
+        links = format_html_join(
+            ", ",
+            '<a href="{}">delivery {}</a> ({})',
+            (
+                (
+                    reverse("admin:celery_parselog_tasklog_change", args=[other.pk]),
+                    other.delivery,
+                    other.get_state_display(),
+                )
+                for other in others
+            ),
+        )
+        if row.delivery > 1:
+            return format_html(
+                "delivery {} of this attempt: the message came back after its worker was lost. "
+                "Other deliveries: {}",
+                row.delivery,
+                links,
+            )
+        return format_html("delivery 1; redelivered after its worker was lost, as {}", links)
 
     @admin.display(description="state", ordering="state")
     def state_icon(self, row: TaskLog) -> SafeString:

@@ -18,12 +18,20 @@ class TaskLogQuerySet(models.QuerySet["TaskLog"]):
     """``TaskLog.objects``: the usual queryset, with the look-ups runs are found by."""
 
     def run_of(self, task_id: str, attempt: int | None = None) -> TaskLog | None:
-        """The run of ``task_id``: the given attempt, or its last one; ``None`` if unknown."""
+        """The run of ``task_id``: the given attempt, or its last one; ``None`` if unknown.
+
+        A message that came back after its worker was lost has a row per delivery of the
+        same attempt; the run is the latest of them, as in the result's entry.
+        """
         runs = self.filter(task_id=task_id)
         if attempt is not None:
             runs = runs.filter(attempt=attempt)
-        found: TaskLog | None = runs.order_by("-attempt").first()
+        found: TaskLog | None = runs.order_by("-attempt", "-delivery").first()
         return found
+
+    def deliveries_of(self, row: TaskLog) -> list[TaskLog]:
+        """Every delivery of ``row``'s attempt, ``row`` included, first delivery first."""
+        return list(self.filter(task_id=row.task_id, attempt=row.attempt).order_by("delivery"))
 
     def attempts_of(self, task_id: str) -> list[int]:
         """The recorded attempts of ``task_id``, in order."""

@@ -624,3 +624,38 @@ def test_an_s3_log_without_content_encoding_downloads_as_gzip(viewer: Client) ->
     query = parse_qs(urlsplit(viewer.get(pages(row)["download"])["Location"]).query)
     assert query["response-content-disposition"][0].endswith('.log.gz"')
     assert query["response-content-type"] == ["application/gzip"]
+
+
+def test_a_redelivered_run_and_its_lost_delivery_link_each_other(viewer: Client) -> None:
+    """When a message comes back after its worker was lost, the list marks the second
+    delivery, each run's page links to the other, and the run of that task id and
+    attempt is the later delivery."""
+    lost = stored_run(log_lines(A_ID, ["app|INFO|first try"]), task_id=A_ID)
+    TaskLog.objects.filter(pk=lost.pk).update(state=TaskLog.State.LOST, complete=False)
+    again = TaskLog.objects.get(pk=lost.pk)
+    again.pk = None
+    again.delivery = 2
+    again.key = lost.key.replace("-1.log", "-1-d2.log")
+    again.redelivery_of = lost.key
+    again.state = TaskLog.State.SUCCEEDED
+    again.complete = True
+    again.save()
+
+    listed = viewer.get(reverse(CHANGELIST)).content.decode()
+    assert re.search(r"#1 <span[^>]*title=\"delivery 2: [^\"]*lost\">↻2</span>", listed)
+    assert listed.count("↻") == 1
+
+    def page(row: TaskLog) -> str:
+        url = reverse("admin:celery_parselog_tasklog_change", args=[row.pk])
+        return str(viewer.get(url).content.decode())
+
+    later = page(again)
+    assert "delivery 2" in later
+    assert reverse("admin:celery_parselog_tasklog_change", args=[lost.pk]) in later
+    earlier = page(lost)
+    assert "redelivered" in earlier
+    assert reverse("admin:celery_parselog_tasklog_change", args=[again.pk]) in earlier
+
+    assert TaskLog.objects.run_of(A_ID) == again
+    assert TaskLog.objects.run_of(A_ID, attempt=1) == again
+    assert TaskLog.objects.deliveries_of(again) == [lost, again]
