@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from itertools import groupby
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 from django.apps import apps
@@ -57,6 +57,8 @@ VIEW_PERMISSION = "celery_parselog.view_tasklog"
 _QUERY_MAX = 200
 
 if TYPE_CHECKING:
+    from celery_parselog.managers import TaskLogQuerySet
+
     _ModelAdmin = admin.ModelAdmin[TaskLog]
     _ReadAdmin = admin.ModelAdmin[LogRead]
 else:  # ModelAdmin is generic only in django-stubs, not at run time
@@ -76,9 +78,11 @@ _STATE_ICON = {
 _UPLOAD_ICON = {"stored": "yes", "failed": "no", "pending": "unknown"}
 
 
-def previous_run(row: TaskLog) -> TaskLog | None:
-    """The run of the same subject that started last before ``row``, if any."""
-    found: TaskLog | None = TaskLog.objects.previous_of(row)
+def previous_run(row: TaskLog, among: QuerySet[TaskLog] | None = None) -> TaskLog | None:
+    """The run of the same subject that started last before ``row``, if any, looked for
+    ``among`` the given rows (an admin's own queryset) or among all of them."""
+    rows = TaskLog.objects.all() if among is None else among
+    found: TaskLog | None = cast("TaskLogQuerySet", rows).previous_of(row)
     return found
 
 
@@ -475,8 +479,10 @@ class TaskLogAdmin(_ModelAdmin):
             )
         else:
             context["store_now_url"] = reverse("admin:celery_parselog_tasklog_changelist")
-        previous = previous_run(row)
-        if previous is not None:
+        # Looked for through the admin's own queryset and permission, so a scoped admin
+        # never offers a comparison its compare page would refuse.
+        previous = previous_run(row, self.get_queryset(request))
+        if previous is not None and self.has_view_permission(request, previous):
             context["previous_run"] = previous
             context["compare_previous_url"] = _compare_url(previous, row)
         return context

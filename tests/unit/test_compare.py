@@ -45,6 +45,7 @@ pytestmark = pytest.mark.django_db
 
 A_ID = "11111111-2222-4333-8444-555555555555"
 B_ID = "66666666-7777-4888-9999-aaaaaaaaaaaa"
+C_ID = "bbbbbbbb-cccc-4ddd-8eee-ffffffffffff"
 
 
 @pytest.mark.parametrize(
@@ -485,6 +486,27 @@ def test_compare_checks_the_view_permission_of_both_runs(
         response = client.get(f"/by-object/celery_parselog/tasklog/compare/?{query}")
         assert response.status_code == 403
         assert b"other scope" not in response.content
+
+
+def test_the_previous_run_offered_is_one_the_scoped_admin_shows(
+    scoped_runs: tuple[TaskLog, TaskLog, Client],
+) -> None:
+    """A run's page offers a comparison with the previous run of its subject only when the
+    admin would show that run: a scoped admin must not link to a page that answers 404
+    or 403."""
+    _, hidden, client = scoped_runs
+    later = stored_run(
+        log_lines(C_ID, ["app|INFO|later"]),
+        task_id=C_ID,
+        subject_arguments={"data_file_id": 8},
+        started=BASE_TIME + timedelta(hours=1),
+    )
+    assert TaskLog.objects.previous_of(later) == hidden
+    marker = b"parselog-compare-previous"
+    for site, shown in (("admin", True), ("by-queryset", False)):
+        page = client.get(f"/{site}/celery_parselog/tasklog/{later.pk}/change/")
+        assert page.status_code == 200
+        assert (marker in page.content) is shown, site
 
 
 def test_compare_page_shows_kinds_of_message_and_sizes_in_human_units(
