@@ -1,17 +1,24 @@
 """End to end: a worker whose host vanishes with its disk, as a lost container's does. Another
 worker, with a name and a spool folder of its own, marks its run lost at its last checkpoint.
-Real workers, real Redis, moto's S3 server, one SQLite database shared by both workers."""
+Real workers, real Redis, moto's S3 server, and one database shared by both workers: SQLite,
+and a real PostgreSQL server, whose clock judges the leases there."""
 
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
 
 from celery_parselog import log_info
 from celery_parselog.lease import Lease
@@ -32,20 +39,54 @@ def wait_for(condition: Any, timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def row_of(database: Path, task_id: str) -> dict[str, Any] | None:
-    """The run's TaskLog row, read straight from the workers' database."""
-    with sqlite3.connect(database, timeout=10) as connection:
-        connection.row_factory = sqlite3.Row
-        found = connection.execute(
-            "SELECT state, complete, incomplete_reason, upload_status, key, bytes, worker,"
-            " heartbeat FROM celery_parselog_tasklog WHERE task_id = ?",
-            (task_id,),
-        ).fetchone()
-    return dict(found) if found is not None else None
+ROW_FIELDS = (
+    "SELECT state, complete, incomplete_reason, upload_status, key, bytes, worker, heartbeat"
+    " FROM celery_parselog_tasklog WHERE task_id = {}"
+)
+RowReader = Callable[[str], "dict[str, Any] | None"]
+
+
+def sqlite_rows(database: Path) -> RowReader:
+    """Read a run's TaskLog row straight from the workers' SQLite database."""
+
+    def read(task_id: str) -> dict[str, Any] | None:
+        with sqlite3.connect(database, timeout=10) as connection:
+            connection.row_factory = sqlite3.Row
+            found = connection.execute(ROW_FIELDS.format("?"), (task_id,)).fetchone()
+        return dict(found) if found is not None else None
+
+    return read
+
+
+def postgres_rows(connect_args: dict[str, Any]) -> RowReader:
+    """Read a run's TaskLog row straight from the workers' PostgreSQL database."""
+
+    def read(task_id: str) -> dict[str, Any] | None:
+        with psycopg.connect(**connect_args, row_factory=dict_row) as connection:
+            found = connection.execute(ROW_FIELDS.format("%s"), (task_id,)).fetchone()
+        return dict(found) if found is not None else None
+
+    return read
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_database(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> tuple[dict[str, str], RowReader]:
+    """The workers' environment for the database they share, and a reader of its rows."""
+    if request.param == "sqlite":
+        return {}, sqlite_rows(tmp_path / "shared" / "db.sqlite3")
+    env: dict[str, str] = request.getfixturevalue("postgres_env")
+    server = request.getfixturevalue("postgres")
+    name = json.loads(env["E2E_DATABASE"])["NAME"]
+    return env, postgres_rows(server.connect_args(name))
 
 
 def test_run_of_a_vanished_worker_is_marked_lost_at_its_last_checkpoint(
-    start_worker: Any, s3_endpoint: str, tmp_path: Path
+    start_worker: Any,
+    s3_endpoint: str,
+    tmp_path: Path,
+    shared_database: tuple[dict[str, str], RowReader],
 ) -> None:
     """Worker A (own spool folder, checkpoints every second) is SIGKILLed mid-run with its
     child, and its spool folder deleted. Worker B, another node name and spool folder on
@@ -54,7 +95,12 @@ def test_run_of_a_vanished_worker_is_marked_lost_at_its_last_checkpoint(
     shared = tmp_path / "shared"
     shared.mkdir()
     spool_a, spool_b = shared / "spool-a", shared / "spool-b"
-    common = {"E2E_CHECKPOINT_SECONDS": "1", "E2E_LEASE_SECONDS": str(LEASE_SECONDS)}
+    database_env, row_of = shared_database
+    common = {
+        "E2E_CHECKPOINT_SECONDS": "1",
+        "E2E_LEASE_SECONDS": str(LEASE_SECONDS),
+        **database_env,
+    }
     doomed = start_worker(
         "--pool",
         "prefork",
@@ -89,8 +135,7 @@ def test_run_of_a_vanished_worker_is_marked_lost_at_its_last_checkpoint(
         return text if text[:3] == lines else None
 
     wait_for(checkpoint, 30, "a checkpoint of the running task")
-    database = shared / "db.sqlite3"
-    running = row_of(database, result.id)
+    running = row_of(result.id)
     assert running is not None and running["state"] == "running"
     assert running["worker"].startswith(doomed.name + "#")
     assert running["heartbeat"] is not None
@@ -106,7 +151,7 @@ def test_run_of_a_vanished_worker_is_marked_lost_at_its_last_checkpoint(
     # The bound holds from the worker's death; the margin is for this test's own polling
     # and a loaded machine, not for the mechanism.
     lost = wait_for(
-        lambda: (row := row_of(database, result.id)) and row["state"] == "lost" and row,
+        lambda: (row := row_of(result.id)) and row["state"] == "lost" and row,
         bound + 10,
         "the run to be marked lost",
     )
