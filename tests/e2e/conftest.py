@@ -20,6 +20,7 @@ import pytest
 from celery import Celery
 from celery.result import AsyncResult
 
+from celery_parselog import LogInfo
 from tests.servers import (
     PostgresServer,
     free_port,
@@ -206,6 +207,7 @@ class FaultOutcome:
     state_kept: bool
     logs_expected: int
     logs_stored: int
+    logs_misattributed: int
 
 
 _outcomes: list[FaultOutcome] = []
@@ -217,21 +219,37 @@ RecordFault = Callable[..., None]
 def record_fault() -> RecordFault:
     """Record one fault's outcome for the reliability table (call it once the test passed)."""
 
-    def record(fault: str, *, state_kept: bool, logs_expected: int, logs_stored: int) -> None:
-        _outcomes.append(FaultOutcome(fault, state_kept, logs_expected, logs_stored))
+    def record(
+        fault: str,
+        *,
+        state_kept: bool,
+        logs_expected: int,
+        logs_stored: int,
+        logs_misattributed: int,
+    ) -> None:
+        _outcomes.append(
+            FaultOutcome(fault, state_kept, logs_expected, logs_stored, logs_misattributed)
+        )
 
     return record
 
 
+def wrong_run(info: LogInfo, task_id: str, attempt: int, delivery: int = 1) -> int:
+    """1 when a stored log's entry names another run than the one that wrote it, else 0."""
+    return int((info.task_id, info.attempt, info.delivery) != (task_id, attempt, delivery))
+
+
 def reliability_table(outcomes: list[FaultOutcome]) -> str:
     rows = [
-        "| Fault | Task state kept | Logs expected | Logs lost |",
-        "|---|---|---|---|",
+        "| Fault | Task state kept | Logs expected | Logs lost"
+        " | Logs in the wrong run or attempt |",
+        "|---|---|---|---|---|",
     ]
     for outcome in sorted(outcomes, key=lambda o: o.fault):
         rows.append(
             f"| {outcome.fault} | {'yes' if outcome.state_kept else 'NO'} "
-            f"| {outcome.logs_expected} | {outcome.logs_expected - outcome.logs_stored} |"
+            f"| {outcome.logs_expected} | {outcome.logs_expected - outcome.logs_stored} "
+            f"| {outcome.logs_misattributed} |"
         )
     return "\n".join(rows) + "\n"
 
