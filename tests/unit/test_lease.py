@@ -172,11 +172,17 @@ def test_renewal_without_rows_or_identity_writes_nothing(settings: Any) -> None:
 def test_keeper_renews_its_workers_leases_until_stopped() -> None:
     """The keeper thread renews at its interval, and stops when told."""
     renewed = threading.Event()
-    keeper = lease.LeaseKeeper("w1#a", lease.Lease(0.04))
-    with mock.patch.object(records, "renew_leases", side_effect=lambda worker: renewed.set()):
-        keeper.start()
-        assert renewed.wait(5)
-        keeper.stop()
+    seen: list[str] = []
+
+    def renew(worker: str) -> None:
+        seen.append(worker)
+        renewed.set()
+
+    keeper = lease.LeaseKeeper("w1#a", lease.Lease(0.04), renew)
+    keeper.start()
+    assert renewed.wait(5)
+    keeper.stop()
+    assert seen[0] == "w1#a"
     assert not keeper.is_alive()
 
 
