@@ -11,6 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from celery_parselog.conf import ParselogSettings
+from celery_parselog.management.shared import result_backend
 from celery_parselog.recovery import recover_spool
 
 
@@ -51,7 +52,7 @@ class Command(BaseCommand):
                 storage=settings.storage,
                 attempts=settings.upload_attempts,
                 backoff=settings.upload_backoff,
-                backend=_result_backend(),
+                backend=result_backend(),
                 progress=progress,
                 log_format=settings.format,
                 key_template=settings.key,
@@ -102,13 +103,3 @@ def _as_owner_of(spool_dir: Path, *, allowed: bool) -> Iterator[None]:
         os.seteuid(me)
         os.setegid(0)
         os.setgroups(groups)
-
-
-def _result_backend() -> Any:
-    """The project's Celery result backend, to record where recovered logs went."""
-    from celery import current_app
-
-    try:
-        return current_app.backend
-    except Exception:  # noqa: BLE001 - logs are stored even when results cannot be told
-        return None
