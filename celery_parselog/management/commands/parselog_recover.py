@@ -11,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from celery_parselog.conf import ParselogSettings
-from celery_parselog.management.shared import result_backend
+from celery_parselog.management.shared import progress_due, result_backend
 from celery_parselog.recovery import recover_spool
 
 
@@ -43,7 +43,7 @@ class Command(BaseCommand):
             raise CommandError(f"The spool folder {spool_dir} does not exist.")
 
         def progress(number: int, total: int, outcome: str) -> None:
-            if verbosity >= 1 and (verbosity >= 2 or total <= 20 or number % 50 == 0):
+            if progress_due(number, total, verbosity=verbosity, all_up_to=20, every=50):
                 self.stdout.write(f"[{number}/{total}] {outcome}")
 
         with _as_owner_of(spool_dir, allowed=options["owner_ok"]):
