@@ -366,7 +366,7 @@ def test_the_command_marks_expired_runs_lost_and_says_how_many(app: Celery) -> N
     store_checkpoint(with_checkpoint.key)
     out = StringIO()
     with mock.patch(
-        "celery_parselog.management.commands.parselog_lost._result_backend",
+        "celery_parselog.management.commands.parselog_lost.result_backend",
         return_value=app.backend,
     ):
         call_command("parselog_lost", "--older-than", "60", "-v", "2", stdout=out)
