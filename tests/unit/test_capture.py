@@ -30,12 +30,6 @@ def _everything(name: str) -> bool:
 
 
 @pytest.fixture
-def spool_dir(tmp_path: Path) -> Path:
-    """A spool folder of this test only."""
-    return tmp_path / "spool"
-
-
-@pytest.fixture
 def make_run(spool_dir: Path) -> Iterator[MakeRun]:
     """Build RunCaptures in the test's spool folder; close them all afterwards."""
     made: list[RunCapture] = []

@@ -44,14 +44,6 @@ def _no_identity() -> Iterator[None]:
 
 
 @pytest.fixture
-def app() -> Iterator[Celery]:
-    """A Celery app with a key-value (in-memory cache) result backend."""
-    celery_app = Celery("unit", set_as_current=False, broker="memory://", backend="cache+memory://")
-    yield celery_app
-    celery_app.close()
-
-
-@pytest.fixture
 def uploaded() -> Iterator[list[Any]]:
     """The rows of every log_uploaded sent during the test."""
     sent: list[Any] = []

@@ -27,13 +27,10 @@ def _parse(data_file_id: int) -> None:
 
 
 @pytest.fixture
-def app() -> Iterator[Celery]:
-    """A Celery app whose result backend is the in-memory cache (a key-value store backend)."""
-    celery_app = Celery("unit", set_as_current=False, broker="memory://", backend="cache+memory://")
-    celery_app.task(name="tests.parse", shared=False)(_parse)
-    assert isinstance(celery_app.backend, BaseKeyValueStoreBackend)
-    yield celery_app
-    celery_app.close()
+def app(app: Celery) -> Celery:
+    """The test's app (a key-value result backend), with ``tests.parse``."""
+    app.task(name="tests.parse", shared=False)(_parse)
+    return app
 
 
 @pytest.fixture

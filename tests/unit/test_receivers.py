@@ -8,7 +8,7 @@ import hashlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -62,20 +62,16 @@ def _report(day: str) -> Any:
     return _bodies[-1]() if _bodies else None
 
 
-@pytest.fixture(autouse=True)
-def _root_logs_everything() -> None:
-    """Let INFO records be created, as in a worker started with --loglevel=INFO."""
-    logging.getLogger().setLevel(logging.DEBUG)
+pytestmark = pytest.mark.usefixtures("root_logs_everything")
 
 
 @pytest.fixture
-def app() -> Iterator[Celery]:
-    """A Celery app with an in-memory broker and a key-value (cache) result backend."""
-    celery_app = Celery("unit", set_as_current=False, broker="memory://", backend="cache+memory://")
-    celery_app.task(name="tests.parse", shared=False)(_parse)
-    celery_app.task(name="other.report", shared=False)(_report)
-    yield celery_app
-    celery_app.close()
+def app(app: Celery) -> Celery:
+    """The test's app (in-memory broker, key-value results), with ``tests.parse`` and
+    ``other.report``."""
+    app.task(name="tests.parse", shared=False)(_parse)
+    app.task(name="other.report", shared=False)(_report)
+    return app
 
 
 @pytest.fixture

@@ -52,14 +52,6 @@ def _keys_under_command_tests() -> Iterator[None]:
         yield
 
 
-@pytest.fixture
-def spool_dir(tmp_path: Path) -> Path:
-    """A spool folder of this test only."""
-    folder = tmp_path / "spool"
-    folder.mkdir()
-    return folder
-
-
 @pytest.fixture(autouse=True)
 def _quick_uploads() -> Iterator[None]:
     """One upload attempt, no backoff, so failing tests do not wait."""

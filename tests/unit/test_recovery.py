@@ -109,22 +109,6 @@ def _keys_under_recovery_tests() -> Iterator[None]:
 
 
 @pytest.fixture
-def spool_dir(tmp_path: Path) -> Path:
-    """A spool folder of this test only."""
-    folder = tmp_path / "spool"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def app() -> Iterator[Celery]:
-    """A Celery app with an in-memory broker and a key-value (cache) result backend."""
-    celery_app = Celery("unit", set_as_current=False, broker="memory://", backend="cache+memory://")
-    yield celery_app
-    celery_app.close()
-
-
-@pytest.fixture
 def counting_storage(tmp_path: Path) -> Iterator[type[CountingStorage]]:
     """Make ``default`` a CountingStorage under this test's folder."""
     CountingStorage.reset()

@@ -44,10 +44,7 @@ class ListHandler(logging.Handler):
         return [record.getMessage() for record in self.records]
 
 
-@pytest.fixture(autouse=True)
-def _root_logs_everything() -> None:
-    """Let the root logger create DEBUG records, as a worker started with --loglevel=DEBUG."""
-    logging.getLogger().setLevel(logging.DEBUG)
+pytestmark = pytest.mark.usefixtures("root_logs_everything")
 
 
 @pytest.fixture
