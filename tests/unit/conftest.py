@@ -9,10 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery import Celery
 from celery.backends.base import BaseKeyValueStoreBackend
+
+from celery_parselog.capture import RunCapture
+from tests.unit.captures import MakeCapture, new_capture
 
 
 @pytest.fixture
@@ -31,6 +35,22 @@ def spool_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "spool"
     folder.mkdir()
     return folder
+
+
+@pytest.fixture
+def make_capture(spool_dir: Path) -> Iterator[MakeCapture]:
+    """Build captures with :func:`~tests.unit.captures.new_capture` in the test's spool
+    folder; each is released after the test, so no lock or descriptor outlives it."""
+    made: list[RunCapture] = []
+
+    def make(**options: Any) -> RunCapture:
+        capture = new_capture(spool_dir, **options)
+        made.append(capture)
+        return capture
+
+    yield make
+    for capture in made:
+        capture.release()
 
 
 @pytest.fixture

@@ -22,12 +22,10 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 
 from celery_parselog.capture import RunCapture
-from celery_parselog.formatting import build_formatter
 from celery_parselog.spool import manifest_path, remove_run_files, write_manifest
 from tests.notes import INCOMPLETE_TRAILER
+from tests.unit.captures import new_capture, record
 
-TASK_NAME = "tests.parse"
-FORMAT = "%(levelname)s %(name)s: %(message)s"
 STATICFILES = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 LINE = "INFO tests.command: parsing file 7"
 
@@ -66,16 +64,7 @@ def orphan(spool_dir: Path, *, live: bool = False) -> tuple[RunCapture, str]:
     """
     task_id = str(uuid.uuid4())
     key = f"command-tests/{task_id}-1.log.gz"
-    capture = RunCapture(
-        task_id=task_id,
-        task_name=TASK_NAME,
-        attempt=1,
-        levelno=logging.DEBUG,
-        formatter=build_formatter(FORMAT, task_id=task_id, task_name=TASK_NAME),
-        spool_dir=spool_dir,
-        compress_level=6,
-        allows_logger=lambda name: True,
-    )
+    capture = new_capture(spool_dir, task_id=task_id, levelno=logging.DEBUG, compress_level=6)
     write_manifest(
         capture.path,
         {
@@ -87,9 +76,7 @@ def orphan(spool_dir: Path, *, live: bool = False) -> tuple[RunCapture, str]:
             "started": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         },
     )
-    capture.emit(
-        logging.LogRecord("tests.command", logging.INFO, "", 0, "parsing file 7", (), None)
-    )
+    capture.emit(record("parsing file 7", name="tests.command"))
     if not live:
         capture.release()
     return capture, key

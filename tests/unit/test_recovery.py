@@ -32,7 +32,7 @@ from django.test import override_settings
 
 from celery_parselog import recovery, worker
 from celery_parselog.capture import RunCapture
-from celery_parselog.formatting import INTERRUPTED_NOTE, build_formatter
+from celery_parselog.formatting import INTERRUPTED_NOTE
 from celery_parselog.receivers import CaptureConfig
 from celery_parselog.recovery import (
     RecoveryReport,
@@ -47,10 +47,9 @@ from celery_parselog.spool import (
     write_manifest,
 )
 from tests.notes import INCOMPLETE_TRAILER, INTERRUPTED_TRAILER
+from tests.unit import captures
 from tests.unit.routed import read_wire
 
-TASK_NAME = "tests.parse"
-FORMAT = "%(levelname)s %(name)s: %(message)s"
 STATICFILES = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 # Older than recovery's grace period for spool files without a manifest (300 s).
 LONG_AGO = time.time() - 3600
@@ -130,7 +129,7 @@ def new_id() -> str:
 
 def record(message: str, level: int = logging.INFO) -> logging.LogRecord:
     """A record of logger ``tests.recovery``."""
-    return logging.LogRecord("tests.recovery", level, "", 0, message, None, None)
+    return captures.record(message, level=level, name="tests.recovery")
 
 
 def emit_lines(capture: RunCapture, lines: list[str]) -> None:
@@ -141,16 +140,13 @@ def emit_lines(capture: RunCapture, lines: list[str]) -> None:
 
 
 def new_capture(spool_dir: Path, task_id: str, *, compressed: bool, attempt: int = 1) -> RunCapture:
-    """A RunCapture as the receivers make it; it holds its file's lock from now on."""
-    return RunCapture(
+    """A capture of DEBUG and up as the receivers make it; it holds its file's lock from now on."""
+    return captures.new_capture(
+        spool_dir,
         task_id=task_id,
-        task_name=TASK_NAME,
         attempt=attempt,
         levelno=logging.DEBUG,
-        formatter=build_formatter(FORMAT, task_id=task_id, task_name=TASK_NAME),
-        spool_dir=spool_dir,
         compress_level=6 if compressed else 0,
-        allows_logger=lambda name: True,
     )
 
 

@@ -11,20 +11,16 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
 from celery.utils.log import LoggingProxy, get_task_logger
 
 from celery_parselog.capture import RunCapture
-from celery_parselog.formatting import build_formatter
 from celery_parselog.routing import CaptureRouter, LoggerSelection, current_capture
+from tests.unit.captures import MakeCapture, lines_of
 from tests.unit.faults import file_size_limit, open_paths
 from tests.unit.routed import Routed
-
-FORMAT = "%(levelname)s %(name)s: %(message)s"
-TASK_NAME = "tests.parse"
 
 MakeRun = Callable[..., RunCapture]
 
@@ -48,34 +44,17 @@ pytestmark = pytest.mark.usefixtures("root_logs_everything")
 
 
 @pytest.fixture
-def make_run(tmp_path: Path) -> Iterator[MakeRun]:
-    """Build RunCaptures (plain unless asked) with a time-free format; close them afterwards."""
-    made: list[RunCapture] = []
+def make_run(make_capture: MakeCapture) -> MakeRun:
+    """Build plain captures of a fresh task id that keep the loggers ``selection`` allows."""
 
     def make(
-        selection: LoggerSelection,
-        *,
-        task_id: str | None = None,
-        levelno: int = logging.INFO,
-        compress_level: int = 0,
+        selection: LoggerSelection, *, task_id: str | None = None, **options: Any
     ) -> RunCapture:
-        task_id = task_id or str(uuid.uuid4())
-        run = RunCapture(
-            task_id=task_id,
-            task_name=TASK_NAME,
-            attempt=1,
-            levelno=levelno,
-            formatter=build_formatter(FORMAT, task_id=task_id, task_name=TASK_NAME),
-            spool_dir=tmp_path / "spool",
-            compress_level=compress_level,
-            allows_logger=selection.allows,
+        return make_capture(
+            task_id=task_id or str(uuid.uuid4()), allows_logger=selection.allows, **options
         )
-        made.append(run)
-        return run
 
-    yield make
-    for run in made:
-        run.release()
+    return make
 
 
 @contextmanager
@@ -87,11 +66,6 @@ def running(router: CaptureRouter, run: RunCapture) -> Iterator[RunCapture]:
     finally:
         router.leave(token)
         run.release()
-
-
-def lines_of(run: RunCapture) -> list[str]:
-    """The lines written to a closed, uncompressed run."""
-    return run.path.read_text("utf-8").splitlines()
 
 
 def all_loggers() -> Iterable[logging.Logger]:
@@ -464,18 +438,9 @@ def test_after_the_last_run_leaves_nothing_of_the_capture_remains(make_run: Make
     assert lines_of(outer) == ["INFO tests.routing.kept: outer"]
 
 
-def test_gzip_spool_file_is_not_left_open_after_close(tmp_path: Path) -> None:
+def test_gzip_spool_file_is_not_left_open_after_close(make_capture: MakeCapture) -> None:
     """Closing a compressed run releases its file descriptor, not only the gzip stream."""
-    run = RunCapture(
-        task_id="gz",
-        task_name=TASK_NAME,
-        attempt=1,
-        levelno=logging.INFO,
-        formatter=build_formatter(FORMAT, task_id="gz", task_name=TASK_NAME),
-        spool_dir=tmp_path,
-        compress_level=6,
-        allows_logger=LoggerSelection(["*"]).allows,
-    )
+    run = make_capture(task_id="gz", compress_level=6, allows_logger=LoggerSelection(["*"]).allows)
     assert str(run.path.resolve()) in open_paths()
     run.release()
     assert str(run.path.resolve()) not in open_paths()
