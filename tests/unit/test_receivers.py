@@ -131,7 +131,7 @@ def run_task(
     task_id: str,
     body: Callable[[], Any],
     *,
-    args: tuple[Any, ...] = (),
+    args: tuple[Any, ...] = (7,),
     kwargs: dict[str, Any] | None = None,
     retries: int = 0,
     is_eager: bool = False,
@@ -168,7 +168,7 @@ def run_task(
             "root_id": root_id or task_id,
             "delivery_info": delivery_info or {},
         }
-        trace(task_id, list(args), kwargs or {}, request)
+        trace(task_id, list(args), {"reparse_id": 3} if kwargs is None else kwargs, request)
     finally:
         _bodies.pop()
         receivers.disconnect()
@@ -189,7 +189,7 @@ def test_successful_run_is_stored_under_its_key(
 ) -> None:
     """A selected run's log is stored gzip under the rendered key, with every line in order."""
     task_id = new_id()
-    run_task(receivers, parse, task_id, parse_body, args=(7,), kwargs={"reparse_id": 3})
+    run_task(receivers, parse, task_id, parse_body)
     key = f"parsing_logs/7/3/{task_id}-1.log.gz"
     assert storages["default"].exists(key)
     assert stored_lines(key) == [
@@ -210,7 +210,7 @@ def test_spool_file_is_deleted_after_upload(
         parse,
         task_id,
         parse_body,
-        args=(7,),
+        kwargs={},
         between=lambda: during.extend(spool_files(receivers, task_id)),
     )
     assert sorted(path.name.endswith(".log.gz.json") for path in during) == [False, True]
@@ -231,7 +231,7 @@ def test_entry_is_pending_during_the_run_and_stored_after(
         seen.append(log_info(result))
         return parse_body()
 
-    run_task(receivers, parse, task_id, body, args=(7,), kwargs={"reparse_id": 3})
+    run_task(receivers, parse, task_id, body)
     key = f"parsing_logs/7/3/{task_id}-1.log.gz"
     pending = seen[0]
     assert pending is not None
@@ -263,7 +263,7 @@ def test_return_value_and_state_are_untouched(
     task_id = new_id()
     returned = {"rows": 10, "nested": {"a": [1, 2]}}
     snapshot = copy.deepcopy(returned)
-    retval, state = run_task(receivers, parse, task_id, lambda: returned, args=(7,))
+    retval, state = run_task(receivers, parse, task_id, lambda: returned, kwargs={})
     assert retval is returned
     assert returned == snapshot
     assert state == states.SUCCESS
@@ -290,6 +290,7 @@ def test_unselected_task_leaves_nothing(
         task_id,
         body,
         args=("monday",),
+        kwargs={},
         between=lambda: during.extend([current_run(), receivers.router.active_runs]),
     )
     assert during == [None, 0]
@@ -310,8 +311,6 @@ def test_eager_request_is_not_captured(
         parse,
         task_id,
         parse_body,
-        args=(7,),
-        kwargs={"reparse_id": 3},
         is_eager=True,
         between=lambda: during.extend([current_run(), len(spool_files(receivers, task_id))]),
     )
@@ -331,9 +330,7 @@ def test_failure_without_logged_traceback_stores_the_traceback(
         body_logger.info("about to fail")
         raise ValueError("bad row 12")
 
-    retval, state = run_task(
-        receivers, parse, task_id, failing, args=(7,), kwargs={"reparse_id": 3}
-    )
+    retval, state = run_task(receivers, parse, task_id, failing)
     assert state == states.FAILURE
     assert isinstance(retval, ValueError)
     lines = stored_lines(f"parsing_logs/7/3/{task_id}-1.log.gz")
@@ -361,7 +358,7 @@ def test_failure_with_logged_traceback_is_not_written_twice(
             body_logger.exception("parse failed")
             raise
 
-    run_task(receivers, parse, task_id, failing, args=(7,), kwargs={"reparse_id": 3})
+    run_task(receivers, parse, task_id, failing)
     lines = stored_lines(f"parsing_logs/7/3/{task_id}-1.log.gz")
     assert lines[0] == "ERROR tests.receivers.body: parse failed"
     assert lines.count("Traceback (most recent call last):") == 1
@@ -381,7 +378,7 @@ def test_failed_upload_keeps_the_spool_file_and_publishes_failed(
     with override_settings(STORAGES=failing_storages):
         receivers = CaptureReceivers(make_config(CELERY_PARSELOG_UPLOAD_ATTEMPTS=2))
         with caplog.at_level(logging.WARNING, logger="celery_parselog"):
-            run_task(receivers, parse, task_id, parse_body, args=(7,), kwargs={"reparse_id": 3})
+            run_task(receivers, parse, task_id, parse_body)
     assert FailingStorage.saves == 2
     info = log_info(AsyncResult(task_id, app=app))
     assert info is not None
@@ -424,7 +421,7 @@ def test_spool_that_cannot_be_flushed_is_not_left_pending(
     task_id = new_id()
     try:
         with file_size_limit(16):  # the gzip buffer is only written out at close()
-            run_task(receivers, parse, task_id, parse_body, args=(7,), kwargs={"reparse_id": 3})
+            run_task(receivers, parse, task_id, parse_body)
         assert current_run() is None
         assert receivers.router.active_runs == 0
         info = log_info(AsyncResult(task_id, app=app))
@@ -442,7 +439,7 @@ def test_key_naming_a_missing_field_falls_back_with_a_warning(
     receivers = CaptureReceivers(make_config(CELERY_PARSELOG_KEY="logs/{customer}/{task_id}.log"))
     task_id = new_id()
     with caplog.at_level(logging.WARNING, logger="celery_parselog"):
-        run_task(receivers, parse, task_id, parse_body, args=(7,))
+        run_task(receivers, parse, task_id, parse_body, kwargs={})
     key = f"parselog/tests.parse/{task_id}-1.log.gz"
     assert storages["default"].exists(key)
     assert stored_lines(key)[0] == "INFO tests.receivers.body: parsing file 7"
@@ -465,8 +462,6 @@ def test_retries_make_the_attempt_number(
         parse,
         task_id,
         parse_body,
-        args=(7,),
-        kwargs={"reparse_id": 3},
         retries=2,
         between=lambda: during.extend(spool_files(receivers, task_id)),
     )
@@ -496,7 +491,7 @@ def test_postrun_of_another_task_id_does_not_detach_the_current_run(
         assert receivers.router.active_runs == 1
         body_logger.info("after the stray postrun")
 
-    run_task(receivers, parse, task_id, body, args=(7,), kwargs={"reparse_id": 3})
+    run_task(receivers, parse, task_id, body)
     assert stored_lines(f"parsing_logs/7/3/{task_id}-1.log.gz") == [
         "INFO tests.receivers.body: before the stray postrun",
         "INFO tests.receivers.body: after the stray postrun",
@@ -535,7 +530,7 @@ def test_unfinished_run_in_another_thread_does_not_detach_this_one(
             body_logger.info("this task line")
             assert receivers.router.active_runs == 2
 
-        run_task(receivers, parse, task_id, body, args=(7,), kwargs={"reparse_id": 3})
+        run_task(receivers, parse, task_id, body)
         assert receivers.router.active_runs == 1  # the other run is still going
     finally:
         release.set()
@@ -560,7 +555,7 @@ def test_subject_gets_the_root_id_of_the_workflow(
     from celery_parselog.models import TaskLog
 
     task_id, root_id = new_id(), new_id()
-    run_task(receivers, parse, task_id, parse_body, args=(7,), root_id=root_id)
+    run_task(receivers, parse, task_id, parse_body, kwargs={}, root_id=root_id)
     assert TaskLog.objects.get(task_id=task_id).subject == f"{root_id}/7"
     entry = read_wire(app.backend, task_id)
     assert entry is not None
@@ -577,13 +572,13 @@ def test_redelivered_message_gets_a_log_and_row_of_its_own(
 
     task_id = new_id()
     first_key = f"parsing_logs/7/None/{task_id}-1.log.gz"
-    run_task(receivers, parse, task_id, lambda: body_logger.info("first delivery"), args=(7,))
+    run_task(receivers, parse, task_id, lambda: body_logger.info("first delivery"), kwargs={})
     run_task(
         receivers,
         parse,
         task_id,
         lambda: body_logger.info("second delivery"),
-        args=(7,),
+        kwargs={},
         delivery_info={"redelivered": True},
     )
     second_key = f"parsing_logs/7/None/{task_id}-1.delivery-2.log.gz"
@@ -605,8 +600,8 @@ def test_redelivery_is_known_from_the_entry_without_the_message_flag(
 ) -> None:
     """Transports that do not flag redeliveries: the entry the first delivery left is enough."""
     task_id = new_id()
-    run_task(receivers, parse, task_id, lambda: body_logger.info("one"), args=(7,))
-    run_task(receivers, parse, task_id, lambda: body_logger.info("two"), args=(7,))
+    run_task(receivers, parse, task_id, lambda: body_logger.info("one"), kwargs={})
+    run_task(receivers, parse, task_id, lambda: body_logger.info("two"), kwargs={})
     info = log_info(AsyncResult(task_id, app=app))
     assert info is not None
     assert info.delivery == 2
