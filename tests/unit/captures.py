@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from celery_parselog.capture import RunCapture
 from celery_parselog.formatting import build_formatter
@@ -30,31 +31,32 @@ def _every_logger(name: str) -> bool:
     return True
 
 
+_DEFAULTS: dict[str, Any] = {
+    "attempt": 1,
+    "levelno": logging.INFO,
+    "compress_level": 0,
+    "allows_logger": _every_logger,
+}
+
+
 def new_capture(
     spool_dir: Path,
     *,
     task_id: str = TASK_ID,
     task_name: str = TASK_NAME,
-    attempt: int = 1,
-    levelno: int = logging.INFO,
     fmt: str = FORMAT,
-    compress_level: int = 0,
-    allows_logger: Callable[[str], bool] = _every_logger,
-    max_bytes: int = 0,
-    redact: Callable[[str], str] | None = None,
+    **options: Any,
 ) -> RunCapture:
-    """A RunCapture as the receivers make one; it holds its spool file's lock until released."""
+    """A RunCapture as the receivers make one; it holds its spool file's lock until released.
+
+    ``options`` are RunCapture's own (``attempt``, ``levelno``, ``compress_level``,
+    ``allows_logger``, ``max_bytes``, ``redact``); by default attempt 1, INFO and up,
+    uncompressed, every logger, no cap and no redaction.
+    """
+    formatter = build_formatter(fmt, task_id=task_id, task_name=task_name)
+    chosen = {**_DEFAULTS, **options}
     return RunCapture(
-        task_id=task_id,
-        task_name=task_name,
-        attempt=attempt,
-        levelno=levelno,
-        formatter=build_formatter(fmt, task_id=task_id, task_name=task_name),
-        spool_dir=spool_dir,
-        compress_level=compress_level,
-        allows_logger=allows_logger,
-        max_bytes=max_bytes,
-        redact=redact,
+        task_id=task_id, task_name=task_name, formatter=formatter, spool_dir=spool_dir, **chosen
     )
 
 
