@@ -24,6 +24,11 @@ from celery_parselog.models import TaskLog
 
 BASE_TIME = datetime(2026, 11, 29, 19, 52, 10, 417000, tzinfo=timezone.utc)
 
+# Task ids of the runs the records, admin and comparison tests make.
+A_ID = "11111111-2222-4333-8444-555555555555"
+B_ID = "66666666-7777-4888-9999-aaaaaaaaaaaa"
+C_ID = "bbbbbbbb-cccc-4ddd-8eee-ffffffffffff"
+
 
 def iso(moment: datetime) -> str:
     """A time as the entries carry it."""
@@ -101,6 +106,18 @@ def record_recovered(entry: Mapping[str, Any]) -> TaskLog | None:
     return records.record_recovered(
         RunEntry.from_wire(entry), hostname=str(entry.get("hostname") or "")
     )
+
+
+def failed_run(
+    task_id: str, *, hostname: str = "h", started: datetime = BASE_TIME, error: str = "S3 down"
+) -> TaskLog:
+    """A run recorded through records.py whose upload failed with ``error``: nothing stored."""
+    start = pending_entry(task_id, started=started)
+    record_started(start, hostname=hostname, arguments={}, args=[], kwargs={})
+    entry = final_entry(task_id, started=started, status="failed", error=error)
+    row = record_finished(entry, first_error=None)
+    assert row is not None
+    return row
 
 
 def store_text(key: str, text: str | bytes, *, alias: str = "default") -> tuple[int, str]:

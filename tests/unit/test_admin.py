@@ -22,23 +22,20 @@ from django.urls import reverse
 from celery_parselog import preview as preview_module
 from celery_parselog.models import TaskLog
 from tests.unit.runs import (
+    A_ID,
+    B_ID,
     BASE_TIME,
     BUCKET,
     S3_ALIAS,
     counting_reads,
-    final_entry,
+    failed_run,
     log_lines,
-    pending_entry,
-    record_finished,
-    record_started,
     s3_storage,
     stored_run,
 )
 
 pytestmark = pytest.mark.django_db
 
-A_ID = "11111111-2222-4333-8444-555555555555"
-B_ID = "66666666-7777-4888-9999-aaaaaaaaaaaa"
 CHANGELIST = "admin:celery_parselog_tasklog_changelist"
 
 
@@ -202,11 +199,7 @@ def test_detail_page_never_reads_past_the_bound(viewer: Client) -> None:
 
 def test_a_failed_upload_has_no_preview_or_download(viewer: Client) -> None:
     """A run whose upload failed says so, with no download link."""
-    record_started(
-        pending_entry(A_ID), task_name="tests.parse", hostname="h", arguments={}, args=[], kwargs={}
-    )
-    row = record_finished(final_entry(A_ID, status="failed", error="S3 down"), first_error=None)
-    assert row is not None
+    row = failed_run(A_ID)
     content = viewer.get(pages(row)["detail"]).content.decode()
     assert "its upload failed" in content
     assert pages(row)["download"] not in content
@@ -479,16 +472,7 @@ def test_links_out_to_the_subject_and_flower(run: TaskLog, viewer: Client) -> No
 
 def test_a_failed_upload_shows_host_spool_and_store_now(viewer: Client, settings: Any) -> None:
     """A log not stored yet names its host and spool folder, and offers “Store now”."""
-    record_started(
-        pending_entry(A_ID),
-        task_name="tests.parse",
-        hostname="parse-host-3",
-        arguments={},
-        args=[],
-        kwargs={},
-    )
-    row = record_finished(final_entry(A_ID, status="failed", error="S3 down"), first_error=None)
-    assert row is not None
+    row = failed_run(A_ID, hostname="parse-host-3")
     content = viewer.get(pages(row)["detail"]).content.decode()
     assert "<code>parse-host-3</code>" in content
     assert f"<code>{settings.CELERY_PARSELOG_SPOOL_DIR}</code>" in content
