@@ -326,6 +326,18 @@ def test_killed_run_is_stored_under_its_key_with_the_trailer(
     assert stored_lines(key) == [*LINES, INCOMPLETE_TRAILER]
 
 
+def swept_entry(
+    spool_dir: Path, app: Celery, task_id: str, key: str
+) -> tuple[dict[str, Any], bytes]:
+    """Sweep the spool once; the run's published entry, which must say stored, and the bytes
+    of the object stored under ``key``."""
+    sweep(spool_dir, app)
+    entry = read_wire(app.backend, task_id)
+    assert entry is not None
+    assert entry["status"] == "stored"
+    return entry, stored_bytes(key)
+
+
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
 def test_killed_run_entry_says_incomplete_and_matches_the_object(
     spool_dir: Path, app: Celery, compressed: bool
@@ -333,11 +345,7 @@ def test_killed_run_entry_says_incomplete_and_matches_the_object(
     """The published entry: stored, complete False, "worker lost", size and digest of the object."""
     path, key, task_id = killed_orphan(spool_dir, compressed=compressed)
     manifest = read_manifest(manifest_path(path))
-    sweep(spool_dir, app)
-    entry = read_wire(app.backend, task_id)
-    assert entry is not None
-    data = stored_bytes(key)
-    assert entry["status"] == "stored"
+    entry, data = swept_entry(spool_dir, app, task_id, key)
     assert entry["complete"] is False
     assert entry["incomplete_reason"] == "worker lost"
     assert entry["key"] == key
@@ -442,11 +450,7 @@ def test_finished_run_is_stored_as_it_is(spool_dir: Path, app: Celery, compresse
 def test_finished_run_entry_says_complete(spool_dir: Path, app: Celery) -> None:
     """A recovered finished run's entry: stored, complete, counts kept, error/spool dropped."""
     _, key, task_id = failed_upload_orphan(spool_dir, compressed=True)
-    sweep(spool_dir, app)
-    entry = read_wire(app.backend, task_id)
-    assert entry is not None
-    data = stored_bytes(key)
-    assert entry["status"] == "stored"
+    entry, data = swept_entry(spool_dir, app, task_id, key)
     assert entry["complete"] is True
     assert "incomplete_reason" not in entry
     assert entry["counts"] == {"INFO": 1, "WARNING": 1}
