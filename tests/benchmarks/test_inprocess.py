@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.child import run_python
+from tests.child import run_python
 from tests.servers import redis_server
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks.report import CATALOG, PARTS, ROW_IDS
 from benchmarks.sizes import MODES
-from tests.benchmarks.child import run_python
+from tests.child import run_python
 
 pytestmark = pytest.mark.e2e
 
