@@ -10,7 +10,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, NamedTuple
 
 import pytest
 from celery import Celery, Task, states
@@ -125,6 +125,14 @@ def stored_lines(key: str) -> list[str]:
         return gzip.decompress(stream.read()).decode("utf-8").splitlines()
 
 
+class Traced(NamedTuple):
+    """What a traced run gave: the task's return value and state, and what ``between`` saw."""
+
+    retval: Any
+    state: str
+    seen: Any
+
+
 def run_task(
     receivers: CaptureReceivers,
     task: Task[Any, Any],
@@ -135,14 +143,15 @@ def run_task(
     kwargs: dict[str, Any] | None = None,
     retries: int = 0,
     is_eager: bool = False,
-    between: Callable[[], None] | None = None,
+    between: Callable[[], Any] | None = None,
     root_id: str | None = None,
     delivery_info: dict[str, Any] | None = None,
-) -> tuple[Any, str]:
+) -> Traced:
     """Run ``body`` as the task, through Celery's own tracer (what a worker's pool runs):
-    task_prerun, the body, the result stored, task_postrun. Returns (retval, state).
+    task_prerun, the body, the result stored, task_postrun.
 
-    ``between`` runs after the result is stored and before the receivers' task_postrun.
+    ``between`` runs after the result is stored and before the receivers' task_postrun;
+    what it returns is the result's ``seen``.
     """
 
     ended: dict[str, Any] = {}
@@ -153,7 +162,7 @@ def run_task(
         if sender is task:
             ended.update(retval=retval, state=state)
             if between is not None:
-                between()
+                ended["seen"] = between()
 
     # Receivers run in the order they were connected: this one before the package's.
     task_postrun.connect(before_our_postrun, weak=False, dispatch_uid="tests.between")
@@ -173,7 +182,7 @@ def run_task(
         _bodies.pop()
         receivers.disconnect()
         task_postrun.disconnect(dispatch_uid="tests.between")
-    return ended["retval"], ended["state"]
+    return Traced(ended["retval"], ended["state"], ended.get("seen"))
 
 
 def parse_body() -> dict[str, int]:
@@ -204,17 +213,16 @@ def test_spool_file_is_deleted_after_upload(
 ) -> None:
     """The spool file exists while the task runs and is gone once the log is stored."""
     task_id = new_id()
-    during: list[Path] = []
-    run_task(
+    traced = run_task(
         receivers,
         parse,
         task_id,
         parse_body,
         kwargs={},
-        between=lambda: during.extend(spool_files(receivers, task_id)),
+        between=lambda: spool_files(receivers, task_id),
     )
-    assert sorted(path.name.endswith(".log.gz.json") for path in during) == [False, True]
-    log_file = next(path for path in during if path.name.endswith(".log.gz"))
+    assert sorted(path.name.endswith(".log.gz.json") for path in traced.seen) == [False, True]
+    log_file = next(path for path in traced.seen if path.name.endswith(".log.gz"))
     assert spool_files(receivers, task_id) == []
     assert not log_file.exists()
 
@@ -263,7 +271,7 @@ def test_return_value_and_state_are_untouched(
     task_id = new_id()
     returned = {"rows": 10, "nested": {"a": [1, 2]}}
     snapshot = copy.deepcopy(returned)
-    retval, state = run_task(receivers, parse, task_id, lambda: returned, kwargs={})
+    retval, state, _ = run_task(receivers, parse, task_id, lambda: returned, kwargs={})
     assert retval is returned
     assert returned == snapshot
     assert state == states.SUCCESS
@@ -279,21 +287,20 @@ def test_unselected_task_leaves_nothing(
 ) -> None:
     """A task no pattern selects gets no spool file, no stored log, no entry and no routing."""
     task_id = new_id()
-    during: list[object] = []
 
     def body() -> None:
         body_logger.info("report")
 
-    run_task(
+    traced = run_task(
         receivers,
         report,
         task_id,
         body,
         args=("monday",),
         kwargs={},
-        between=lambda: during.extend([current_run(), receivers.router.active_runs]),
+        between=lambda: [current_run(), receivers.router.active_runs],
     )
-    assert during == [None, 0]
+    assert traced.seen == [None, 0]
     assert spool_files(receivers, task_id) == []
     assert read_wire(app.backend, task_id) is None
     assert log_info(AsyncResult(task_id, app=app)) is None
@@ -305,16 +312,15 @@ def test_eager_request_is_not_captured(
 ) -> None:
     """A request with is_eager=True (a call in the caller's process) captures nothing."""
     task_id = new_id()
-    during: list[object] = []
-    run_task(
+    traced = run_task(
         receivers,
         parse,
         task_id,
         parse_body,
         is_eager=True,
-        between=lambda: during.extend([current_run(), len(spool_files(receivers, task_id))]),
+        between=lambda: [current_run(), len(spool_files(receivers, task_id))],
     )
-    assert during == [None, 0]
+    assert traced.seen == [None, 0]
     assert spool_files(receivers, task_id) == []
     assert log_info(AsyncResult(task_id, app=app)) is None
     assert not storages["default"].exists(f"parsing_logs/7/3/{task_id}-1.log.gz")
@@ -330,7 +336,7 @@ def test_failure_without_logged_traceback_stores_the_traceback(
         body_logger.info("about to fail")
         raise ValueError("bad row 12")
 
-    retval, state = run_task(receivers, parse, task_id, failing)
+    retval, state, _ = run_task(receivers, parse, task_id, failing)
     assert state == states.FAILURE
     assert isinstance(retval, ValueError)
     lines = stored_lines(f"parsing_logs/7/3/{task_id}-1.log.gz")
@@ -456,18 +462,17 @@ def test_retries_make_the_attempt_number(
 ) -> None:
     """A request with retries=2 is attempt 3: in the key, the spool name and the entry."""
     task_id = new_id()
-    during: list[Path] = []
-    run_task(
+    traced = run_task(
         receivers,
         parse,
         task_id,
         parse_body,
         retries=2,
-        between=lambda: during.extend(spool_files(receivers, task_id)),
+        between=lambda: spool_files(receivers, task_id),
     )
     key = f"parsing_logs/7/3/{task_id}-3.log.gz"
     assert storages["default"].exists(key)
-    assert during[0].name.startswith(f"{task_id}-3-")
+    assert traced.seen[0].name.startswith(f"{task_id}-3-")
     info = log_info(AsyncResult(task_id, app=app))
     assert info is not None
     assert info.attempt == 3
