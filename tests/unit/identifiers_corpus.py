@@ -271,15 +271,7 @@ def identifier_lines(count: int = 2000, seed: int = SEED) -> list[SensitiveLine]
     rng = random.Random(seed)
     people = _People(rng)
     lines = LineFormatter(rng)
-    makers = _identifier_makers(people)
-    made: list[SensitiveLine] = []
-    for index in range(count):
-        msg, args, error, extra, values = makers[index % len(makers)]()
-        as_json = rng.random() < 1 / 3
-        exc = _raised(error) if error is not None else None
-        text = lines.format(msg, args, exc=exc, extra=extra, as_json=as_json)
-        made.append(SensitiveLine(text, tuple(("identifiers", v) for v in values), as_json))
-    return made
+    return lines.lines_of(_identifier_makers(people), count, _raised, kind="identifiers")
 
 
 # -- Clean operational lines -------------------------------------------------------------

@@ -21,10 +21,11 @@ import random
 import string
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
+from typing import Any
 
 from celery_parselog.formatting import build_formatter
 
@@ -267,6 +268,28 @@ class LineFormatter:
             setattr(record, name, value)
         return (self.json if as_json else self.text).format(record)
 
+    def lines_of(
+        self,
+        makers: Sequence[Callable[[], tuple[str, tuple[object, ...], Any, Any, Any]]],
+        count: int,
+        raise_error: Callable[[Any], ExcInfo],
+        kind: str | None = None,
+    ) -> list[SensitiveLine]:
+        """``count`` lines from ``makers`` in turn, a third of them JSON.
+
+        A maker gives (message, args, what ``raise_error`` raises or None, extra, values);
+        the values are (built-in, value) pairs, or bare values all of built-in ``kind``.
+        """
+        made: list[SensitiveLine] = []
+        for index in range(count):
+            msg, args, error, extra, values = makers[index % len(makers)]()
+            as_json = self.rng.random() < 1 / 3
+            exc = raise_error(error) if error is not None else None
+            text = self.format(msg, args, exc=exc, extra=extra, as_json=as_json)
+            found = tuple((kind, v) for v in values) if kind else tuple(values)
+            made.append(SensitiveLine(text, found, as_json))
+        return made
+
 
 # -- Lines with sensitive values ---------------------------------------------------------
 
@@ -377,16 +400,7 @@ def sensitive_lines(count: int = 2000, seed: int = SEED) -> list[SensitiveLine]:
     """``count`` lines, a third of them JSON, each holding one or more sensitive values."""
     rng = random.Random(seed)
     values = _Values(rng)
-    lines = LineFormatter(rng)
-    makers = _makers(values)
-    made: list[SensitiveLine] = []
-    for index in range(count):
-        msg, args, exc_message, extra, found = makers[index % len(makers)]()
-        as_json = rng.random() < 1 / 3
-        exc = raised(exc_message) if exc_message is not None else None
-        text = lines.format(msg, args, exc=exc, extra=extra, as_json=as_json)
-        made.append(SensitiveLine(text, tuple(found), as_json))
-    return made
+    return LineFormatter(rng).lines_of(_makers(values), count, raised)
 
 
 # -- Clean lines ------------------------------------------------------------------------
