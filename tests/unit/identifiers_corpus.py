@@ -22,9 +22,16 @@ import string
 import sys
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
-from tests.unit.redaction_corpus import SEED, ExcInfo, LineFormatter, SensitiveLine
+from tests.unit.redaction_corpus import (
+    SEED,
+    ExcInfo,
+    LineFormatter,
+    SensitiveLine,
+    random_moment,
+    random_stamp,
+)
 
 __all__ = [
     "encrypt_ssn",
@@ -287,22 +294,8 @@ def _operational_makers(rng: random.Random) -> list[Callable[[], tuple[str, tupl
     def month() -> str:
         return f"{rng.randint(2019, 2024)}{rng.randint(1, 12):02d}"
 
-    def moment() -> datetime:
-        return datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(
-            seconds=rng.randint(0, 365 * 86400), microseconds=rng.randint(0, 999999)
-        )
-
     def timestamp() -> str:
-        when = moment()
-        return rng.choice(
-            [
-                when.isoformat(),
-                when.isoformat(timespec="milliseconds"),
-                when.strftime("%Y-%m-%d %H:%M:%S,%f")[:-3],
-                when.strftime("%Y%m%dT%H%M%SZ"),
-                when.strftime("%m/%d/%Y %H:%M:%S"),
-            ]
-        )
+        return random_stamp(rng, "%Y%m%dT%H%M%SZ", "%m/%d/%Y %H:%M:%S")
 
     def file_name() -> str:
         return rng.choice(
@@ -316,7 +309,7 @@ def _operational_makers(rng: random.Random) -> list[Callable[[], tuple[str, tupl
         )
 
     def key() -> str:
-        when = moment()
+        when = random_moment(rng)
         return f"parselog/proj.parse/{when:%Y/%m/%d}/{task_id()}-{rng.randint(1, 3)}.log.gz"
 
     def short() -> int:

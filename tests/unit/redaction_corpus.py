@@ -238,6 +238,22 @@ def raised(message: str) -> ExcInfo:
     raise AssertionError("unreachable")
 
 
+def random_moment(rng: random.Random) -> datetime:
+    """A moment in 2024, to the microsecond."""
+    return datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(
+        seconds=rng.randint(0, 365 * 86400), microseconds=rng.randint(0, 999999)
+    )
+
+
+def random_stamp(rng: random.Random, *formats: str) -> str:
+    """A moment in 2024 as logs write times: ISO 8601 to the microsecond or millisecond,
+    logging's asctime, or one of the strftime ``formats``."""
+    moment = random_moment(rng)
+    written = [moment.isoformat(), moment.isoformat(timespec="milliseconds")]
+    written.append(moment.strftime("%Y-%m-%d %H:%M:%S,%f")[:-3])
+    return rng.choice([*written, *(moment.strftime(form) for form in formats)])
+
+
 class LineFormatter:
     """Formats records with the package's text or JSON formatter, at advancing times."""
 
@@ -432,19 +448,7 @@ def _clean_makers(rng: random.Random) -> list[Callable[[], tuple[str, tuple[obje
         )
 
     def when() -> str:
-        moment = datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(
-            seconds=rng.randint(0, 365 * 86400), microseconds=rng.randint(0, 999999)
-        )
-        return rng.choice(
-            [
-                moment.isoformat(),
-                moment.isoformat(timespec="milliseconds"),
-                moment.strftime("%Y-%m-%d %H:%M:%S,%f")[:-3],
-                moment.strftime("%Y-%m-%d"),
-                moment.strftime("%d/%m/%Y %H:%M"),
-                moment.strftime("%Y%m%dT%H%M%SZ"),
-            ]
-        )
+        return random_stamp(rng, "%Y-%m-%d", "%d/%m/%Y %H:%M", "%Y%m%dT%H%M%SZ")
 
     def amount() -> str:
         value = rng.randint(0, 99_999_999) + rng.randint(0, 99) / 100
