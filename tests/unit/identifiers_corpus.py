@@ -372,19 +372,6 @@ def operational_lines(count: int = 5000, seed: int = SEED) -> list[str]:
     """
     rng = random.Random(seed + 1)
     lines = LineFormatter(rng)
-    makers = _operational_makers(rng)
-    made: list[str] = []
-    for index in range(count):
-        msg, args = makers[index % len(makers)]()
-        exc = (
-            _raised(ValueError(f"cannot parse row {rng.randint(1, 99999)}"))
-            if index % 17 == 0
-            else None
-        )
-        extra: dict[str, object] = (
-            {"data_file_id": rng.randint(1, 10**6), "attempt": rng.randint(1, 3)}
-            if index % 5 == 0
-            else {}
-        )
-        made.append(lines.format(msg, args, exc=exc, extra=extra, as_json=rng.random() < 0.25))
-    return made
+    return lines.clean_lines_of(
+        _operational_makers(rng), count, lambda row: _raised(ValueError(row))
+    )

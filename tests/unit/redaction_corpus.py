@@ -306,6 +306,28 @@ class LineFormatter:
             made.append(SensitiveLine(text, found, as_json))
         return made
 
+    def clean_lines_of(
+        self,
+        makers: Sequence[Callable[[], tuple[str, tuple[object, ...]]]],
+        count: int,
+        raise_error: Callable[[str], ExcInfo],
+    ) -> list[str]:
+        """``count`` lines from ``makers`` in turn, a quarter of them JSON; one in five has
+        extra fields and one in seventeen the traceback ``raise_error`` makes of a bad row."""
+        made: list[str] = []
+        for index in range(count):
+            msg, args = makers[index % len(makers)]()
+            row = f"cannot parse row {self.rng.randint(1, 99999)}" if index % 17 == 0 else None
+            extra: dict[str, object] = (
+                {"data_file_id": self.rng.randint(1, 10**6), "attempt": self.rng.randint(1, 3)}
+                if index % 5 == 0
+                else {}
+            )
+            exc = raise_error(row) if row is not None else None
+            as_json = self.rng.random() < 0.25
+            made.append(self.format(msg, args, exc=exc, extra=extra, as_json=as_json))
+        return made
+
 
 # -- Lines with sensitive values ---------------------------------------------------------
 
@@ -571,15 +593,4 @@ def clean_lines(count: int = 5000, seed: int = SEED) -> list[str]:
     """
     rng = random.Random(seed)
     lines = LineFormatter(rng)
-    makers = _clean_makers(rng)
-    made: list[str] = []
-    for index in range(count):
-        msg, args = makers[index % len(makers)]()
-        exc = raised(f"cannot parse row {rng.randint(1, 99999)}") if index % 17 == 0 else None
-        extra: dict[str, object] = (
-            {"data_file_id": rng.randint(1, 10**6), "attempt": rng.randint(1, 3)}
-            if index % 5 == 0
-            else {}
-        )
-        made.append(lines.format(msg, args, exc=exc, extra=extra, as_json=rng.random() < 0.25))
-    return made
+    return lines.clean_lines_of(_clean_makers(rng), count, raised)
