@@ -31,9 +31,10 @@ def app() -> Iterator[Celery]:
 
 @pytest.fixture
 def spool_dir(tmp_path: Path) -> Path:
-    """A spool folder of this test only, already there as the worker's setup leaves it."""
+    """A spool folder of this test only, already there and private (0700) as the worker's
+    setup leaves it."""
     folder = tmp_path / "spool"
-    folder.mkdir()
+    folder.mkdir(mode=0o700)
     return folder
 
 

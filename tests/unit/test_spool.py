@@ -302,13 +302,11 @@ def test_symlinked_folder_is_refused(tmp_path: Path) -> None:
         prepare_folder(link)
 
 
-def test_working_file_planted_as_a_symlink_is_not_followed(tmp_path: Path) -> None:
+def test_working_file_planted_as_a_symlink_is_not_followed(tmp_path: Path, spool_dir: Path) -> None:
     """create_private replaces a planted link by a new private file; the target is untouched."""
-    folder = tmp_path / "spool"
-    folder.mkdir(mode=0o700)
     victim = tmp_path / "victim"
     victim.write_text("keep me")
-    planted = folder / ".recovering-x.log.gz"
+    planted = spool_dir / ".recovering-x.log.gz"
     planted.symlink_to(victim)
     descriptor = create_private(planted)
     os.write(descriptor, b"copy")
@@ -318,13 +316,11 @@ def test_working_file_planted_as_a_symlink_is_not_followed(tmp_path: Path) -> No
     assert stat.S_IMODE(planted.stat().st_mode) == 0o600
 
 
-def test_read_manifest_does_not_follow_a_link(tmp_path: Path) -> None:
+def test_read_manifest_does_not_follow_a_link(tmp_path: Path, spool_dir: Path) -> None:
     """A manifest that is a link (to any file) is not read."""
-    folder = tmp_path / "spool"
-    folder.mkdir(mode=0o700)
     target = tmp_path / "elsewhere.json"
     target.write_text('{"key": "x"}')
-    manifest = folder / "a-1-abc.log.json"
+    manifest = spool_dir / "a-1-abc.log.json"
     manifest.symlink_to(target)
     with pytest.raises(OSError):
         read_manifest(manifest)

@@ -131,11 +131,9 @@ def test_precreated_world_writable_folder_is_refused(shared_tmp: Path, secret: P
     assert (folder / name).is_symlink()  # left untouched
 
 
-def test_symlinked_spool_file_is_not_read(tmp_path: Path, secret: Path) -> None:
+def test_symlinked_spool_file_is_not_read(spool_dir: Path, secret: Path) -> None:
     """A spool file that is a link to a file outside the folder is refused, naming it."""
-    folder = tmp_path / "spool"
-    folder.mkdir(mode=0o700)
-    planted = folder / "5b0c7f2e-1-abcdef0123.log"
+    planted = spool_dir / "5b0c7f2e-1-abcdef0123.log"
     planted.symlink_to(secret)
     manifest_path(planted).write_text(
         json.dumps(
@@ -148,7 +146,7 @@ def test_symlinked_spool_file_is_not_read(tmp_path: Path, secret: Path) -> None:
             }
         )
     )
-    report = recover_spool(folder, storage="default", attempts=1, backoff=0)
+    report = recover_spool(spool_dir, storage="default", attempts=1, backoff=0)
     assert [path for path, _ in report.refused] == [planted]
     assert planted.name in report.refused[0][1]
     assert not storages["default"].exists("recovery-tests/5b0c7f2e-1.log")
