@@ -494,19 +494,24 @@ def _long_run() -> TaskLog:
     return stored_run(text, task_id=A_ID)
 
 
+def whole_log(viewer: Client, row: TaskLog, query: dict[str, str] | None = None) -> str:
+    """The text of ``row``'s whole-log page for ``query``."""
+    url = reverse("admin:celery_parselog_tasklog_log", args=[row.pk])
+    return viewer.get(url, query or {}).content.decode()
+
+
 def test_whole_log_page_pages_with_stable_line_numbers(viewer: Client) -> None:
     """The log page shows 500 lines a page, anchored by their line numbers, with links to
     the next and previous pages."""
     row = _long_run()
-    url = reverse("admin:celery_parselog_tasklog_log", args=[row.pk])
-    first = viewer.get(url).content.decode()
+    first = whole_log(viewer, row)
     assert 'id="L1"' in first and 'id="L500"' in first and 'id="L501"' not in first
     assert 'href="?start=501"' in first
-    second = viewer.get(url, {"start": "501"}).content.decode()
+    second = whole_log(viewer, row, {"start": "501"})
     assert 'id="L501"' in second and 'id="L1000"' in second
     assert 'href="?start=1"' in second
     assert 'href="?start=1001"' in second
-    last = viewer.get(url, {"start": "1001"}).content.decode()
+    last = whole_log(viewer, row, {"start": "1001"})
     assert 'id="L1203"' in last and 'class="parselog-next"' not in last
     assert 'class="line traceback" id="L1201"' in last
     assert 'class="line error" id="L1200"' in last
@@ -516,12 +521,11 @@ def test_whole_log_page_filters_by_level_and_searches(viewer: Client) -> None:
     """The level filter keeps records at that level and above with their tracebacks; the
     search keeps matching lines and marks the match; numbers stay the log's own."""
     row = _long_run()
-    url = reverse("admin:celery_parselog_tasklog_log", args=[row.pk])
-    errors = viewer.get(url, {"level": "ERROR"}).content.decode()
+    errors = whole_log(viewer, row, {"level": "ERROR"})
     assert 'id="L100"' in errors and 'id="L1200"' in errors and 'id="L1203"' in errors
     assert 'id="L110"' not in errors and 'id="L1"' not in errors
     assert 'class="line error" id="L100"' in errors
-    found = viewer.get(url, {"q": "RECORD 77 "}).content.decode()
+    found = whole_log(viewer, row, {"q": "RECORD 77 "})
     assert 'id="L77"' in found and 'id="L78"' not in found
     assert "<mark>record 77 </mark>" in found
     assert 'href="?q=RECORD+77+&amp;start=77#L77"' in found
