@@ -112,6 +112,12 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+@pytest.fixture
+def task_id() -> str:
+    """The id of the test's task: a fresh one."""
+    return new_id()
+
+
 def spool_files(receivers: CaptureReceivers, task_id: str) -> list[Path]:
     """Spool files of runs of ``task_id`` in the configured spool folder."""
     folder = receivers.config.spool_dir
@@ -194,10 +200,9 @@ def parse_body() -> dict[str, int]:
 
 
 def test_successful_run_is_stored_under_its_key(
-    receivers: CaptureReceivers, parse: Task[Any, Any]
+    receivers: CaptureReceivers, parse: Task[Any, Any], task_id: str
 ) -> None:
     """A selected run's log is stored gzip under the rendered key, with every line in order."""
-    task_id = new_id()
     run_task(receivers, parse, task_id, parse_body)
     key = f"parsing_logs/7/3/{task_id}-1.log.gz"
     assert storages["default"].exists(key)
@@ -209,10 +214,9 @@ def test_successful_run_is_stored_under_its_key(
 
 
 def test_spool_file_is_deleted_after_upload(
-    receivers: CaptureReceivers, parse: Task[Any, Any]
+    receivers: CaptureReceivers, parse: Task[Any, Any], task_id: str
 ) -> None:
     """The spool file exists while the task runs and is gone once the log is stored."""
-    task_id = new_id()
     traced = run_task(
         receivers,
         parse,
@@ -228,10 +232,9 @@ def test_spool_file_is_deleted_after_upload(
 
 
 def test_entry_is_pending_during_the_run_and_stored_after(
-    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery, task_id: str
 ) -> None:
     """log_info says pending (planned key) while running, then stored with size and digest."""
-    task_id = new_id()
     result: AsyncResult[Any] = AsyncResult(task_id, app=app)
     seen: list[LogInfo | None] = []
 
@@ -265,10 +268,9 @@ def test_entry_is_pending_during_the_run_and_stored_after(
 
 
 def test_return_value_and_state_are_untouched(
-    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery, task_id: str
 ) -> None:
     """Receivers return None and leave the task's return value and stored state as they were."""
-    task_id = new_id()
     returned = {"rows": 10, "nested": {"a": [1, 2]}}
     snapshot = copy.deepcopy(returned)
     retval, state, _ = run_task(receivers, parse, task_id, lambda: returned, kwargs={})
@@ -283,10 +285,9 @@ def test_return_value_and_state_are_untouched(
 
 
 def test_unselected_task_leaves_nothing(
-    receivers: CaptureReceivers, report: Task[Any, Any], app: Celery
+    receivers: CaptureReceivers, report: Task[Any, Any], app: Celery, task_id: str
 ) -> None:
     """A task no pattern selects gets no spool file, no stored log, no entry and no routing."""
-    task_id = new_id()
 
     def body() -> None:
         body_logger.info("report")
@@ -308,10 +309,9 @@ def test_unselected_task_leaves_nothing(
 
 
 def test_eager_request_is_not_captured(
-    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery, task_id: str
 ) -> None:
     """A request with is_eager=True (a call in the caller's process) captures nothing."""
-    task_id = new_id()
     traced = run_task(
         receivers,
         parse,
@@ -327,10 +327,9 @@ def test_eager_request_is_not_captured(
 
 
 def test_failure_without_logged_traceback_stores_the_traceback(
-    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery, task_id: str
 ) -> None:
     """A FAILURE whose exception no logger wrote gets an ERROR line and the traceback in the log."""
-    task_id = new_id()
 
     def failing() -> None:
         body_logger.info("about to fail")
@@ -352,10 +351,9 @@ def test_failure_without_logged_traceback_stores_the_traceback(
 
 
 def test_failure_with_logged_traceback_is_not_written_twice(
-    receivers: CaptureReceivers, parse: Task[Any, Any]
+    receivers: CaptureReceivers, parse: Task[Any, Any], task_id: str
 ) -> None:
     """When the traceback was already logged during the run, it is not added again."""
-    task_id = new_id()
 
     def failing() -> None:
         try:
@@ -421,10 +419,9 @@ def test_failed_upload_keeps_the_spool_file_and_publishes_failed(
 
 
 def test_spool_that_cannot_be_flushed_is_not_left_pending(
-    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery, task_id: str
 ) -> None:
     """When the spool file cannot be completed, the published entry does not stay ``pending``."""
-    task_id = new_id()
     try:
         with file_size_limit(16):  # the gzip buffer is only written out at close()
             run_task(receivers, parse, task_id, parse_body)
@@ -458,10 +455,9 @@ def test_key_naming_a_missing_field_falls_back_with_a_warning(
 
 
 def test_retries_make_the_attempt_number(
-    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery, task_id: str
 ) -> None:
     """A request with retries=2 is attempt 3: in the key, the spool name and the entry."""
-    task_id = new_id()
     traced = run_task(
         receivers,
         parse,
@@ -480,10 +476,9 @@ def test_retries_make_the_attempt_number(
 
 
 def test_postrun_of_another_task_id_does_not_detach_the_current_run(
-    receivers: CaptureReceivers, parse: Task[Any, Any]
+    receivers: CaptureReceivers, parse: Task[Any, Any], task_id: str
 ) -> None:
     """A task_postrun for some other task id leaves the current run attached and capturing."""
-    task_id = new_id()
 
     def body() -> None:
         body_logger.info("before the stray postrun")
@@ -601,10 +596,9 @@ def test_redelivered_message_gets_a_log_and_row_of_its_own(
 
 @pytest.mark.django_db
 def test_redelivery_is_known_from_the_entry_without_the_message_flag(
-    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery, task_id: str
 ) -> None:
     """Transports that do not flag redeliveries: the entry the first delivery left is enough."""
-    task_id = new_id()
     run_task(receivers, parse, task_id, lambda: body_logger.info("one"), kwargs={})
     run_task(receivers, parse, task_id, lambda: body_logger.info("two"), kwargs={})
     info = log_info(AsyncResult(task_id, app=app))
