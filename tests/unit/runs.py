@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from unittest import mock
 
 from django.conf import settings
@@ -118,6 +118,27 @@ def failed_run(
     row = record_finished(entry, first_error=None)
     assert row is not None
     return row
+
+
+def new_id() -> str:
+    """A fresh task id (the in-memory result cache is shared by the whole session)."""
+    return str(uuid.uuid4())
+
+
+def stored_bytes(key: str) -> bytes:
+    """The object stored under ``key`` in the default storage."""
+    stream: IO[bytes]
+    with storages["default"].open(key, "rb") as stream:
+        return stream.read()
+
+
+def stored_lines(key: str) -> list[str]:
+    """The lines of the log stored under ``key`` in the default storage, decompressed when
+    the key ends in .gz."""
+    data = stored_bytes(key)
+    if key.endswith(".gz"):
+        data = gzip.decompress(data)
+    return data.decode("utf-8").splitlines()
 
 
 def store_text(key: str, text: str | bytes, *, alias: str = "default") -> tuple[int, str]:

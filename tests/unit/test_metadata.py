@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from celery_parselog import metadata
 from celery_parselog.entry import RunEntry, Status
 from celery_parselog.metadata import ENTRY, LogInfo, log_info
 from tests.unit.routed import read_wire
+from tests.unit.runs import new_id
 
 
 def _parse(data_file_id: int) -> None:
@@ -64,11 +64,6 @@ def stored_entry(task_id: str) -> RunEntry:
         counts={"INFO": 2, "ERROR": 1},
         finished="2024-01-02T03:04:06.000+00:00",
     )
-
-
-def new_id() -> str:
-    """A fresh task id (the in-memory cache is shared by the whole session)."""
-    return str(uuid.uuid4())
 
 
 def test_pending_entry_is_readable_before_any_result(task: Task[Any, Any], app: Celery) -> None:

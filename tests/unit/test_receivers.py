@@ -7,10 +7,9 @@ import gzip
 import hashlib
 import logging
 import threading
-import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import pytest
 from celery import Celery, Task, states
@@ -27,6 +26,7 @@ from celery_parselog.run import Run
 from celery_parselog.spool import manifest_path, read_manifest
 from tests.unit.faults import file_size_limit, is_open
 from tests.unit.routed import read_wire
+from tests.unit.runs import new_id, stored_lines
 
 KEY = "parsing_logs/{data_file_id}/{reparse_id}/{task_id}-{attempt}.log"
 FORMAT = "%(levelname)s %(name)s: %(message)s"
@@ -107,11 +107,6 @@ def receivers() -> CaptureReceivers:
     return CaptureReceivers(make_config())
 
 
-def new_id() -> str:
-    """A fresh task id (the in-memory result cache is shared by the whole session)."""
-    return str(uuid.uuid4())
-
-
 @pytest.fixture
 def task_id() -> str:
     """The id of the test's task: a fresh one."""
@@ -122,13 +117,6 @@ def spool_files(receivers: CaptureReceivers, task_id: str) -> list[Path]:
     """Spool files of runs of ``task_id`` in the configured spool folder."""
     folder = receivers.config.spool_dir
     return sorted(folder.glob(f"{task_id}-*")) if folder.exists() else []
-
-
-def stored_lines(key: str) -> list[str]:
-    """The decompressed lines of the log stored under ``key`` in the default storage."""
-    stream: IO[bytes]
-    with storages["default"].open(key, "rb") as stream:
-        return gzip.decompress(stream.read()).decode("utf-8").splitlines()
 
 
 class Traced(NamedTuple):

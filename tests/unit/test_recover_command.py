@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
 import shutil
@@ -13,10 +12,10 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from io import StringIO
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
-from django.core.files.storage import Storage, storages
+from django.core.files.storage import Storage
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
@@ -25,6 +24,7 @@ from celery_parselog.capture import RunCapture
 from celery_parselog.spool import manifest_path, remove_run_files, write_manifest
 from tests.notes import INCOMPLETE_TRAILER
 from tests.unit.captures import new_capture, record
+from tests.unit.runs import stored_lines
 
 STATICFILES = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 LINE = "INFO tests.command: parsing file 7"
@@ -80,13 +80,6 @@ def orphan(spool_dir: Path, *, live: bool = False) -> tuple[RunCapture, str]:
     if not live:
         capture.release()
     return capture, key
-
-
-def stored_lines(key: str) -> list[str]:
-    """The decompressed lines stored under ``key`` in the default storage."""
-    stream: IO[bytes]
-    with storages["default"].open(key, "rb") as stream:
-        return gzip.decompress(stream.read()).decode("utf-8").splitlines()
 
 
 def run_command(*args: str) -> list[str]:

@@ -16,11 +16,10 @@ import resource
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from billiard.exceptions import TimeLimitExceeded, WorkerLostError
@@ -49,6 +48,7 @@ from celery_parselog.spool import (
 from tests.notes import INCOMPLETE_TRAILER, INTERRUPTED_TRAILER
 from tests.unit import captures
 from tests.unit.routed import read_wire
+from tests.unit.runs import new_id, stored_bytes, stored_lines
 
 STATICFILES = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 # Older than recovery's grace period for spool files without a manifest (300 s).
@@ -120,11 +120,6 @@ def counting_storage(tmp_path: Path) -> Iterator[type[CountingStorage]]:
     }
     with override_settings(STORAGES=setting):
         yield CountingStorage
-
-
-def new_id() -> str:
-    """A fresh task id (the in-memory result cache is shared by the whole session)."""
-    return str(uuid.uuid4())
 
 
 def record(message: str, level: int = logging.INFO) -> logging.LogRecord:
@@ -276,21 +271,6 @@ def unnamed_orphan(
     moment = time.time() - age
     os.utime(capture.path, (moment, moment))
     return capture.path, task_id
-
-
-def stored_bytes(key: str) -> bytes:
-    """The stored object under ``key`` in the default storage."""
-    stream: IO[bytes]
-    with storages["default"].open(key, "rb") as stream:
-        return stream.read()
-
-
-def stored_lines(key: str) -> list[str]:
-    """The (decompressed) lines stored under ``key``."""
-    data = stored_bytes(key)
-    if key.endswith(".gz"):
-        data = gzip.decompress(data)
-    return data.decode("utf-8").splitlines()
 
 
 def sweep(spool_dir: Path, app: Celery | None = None, **options: Any) -> RecoveryReport:
