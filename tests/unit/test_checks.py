@@ -72,6 +72,15 @@ def run_checks(**settings: Any) -> list[checks.CheckMessage]:
         return check_settings()
 
 
+def assert_key_passes(key: str, *tasks: str) -> None:
+    """The key template ``key`` gives no message at all, with TASKS selecting ``tasks``
+    (or as tests/settings.py sets it when none are given)."""
+    settings: dict[str, Any] = {"CELERY_PARSELOG_KEY": key}
+    if tasks:
+        settings["CELERY_PARSELOG_TASKS"] = list(tasks)
+    assert run_checks(**settings) == []
+
+
 def ids(messages: list[checks.CheckMessage]) -> list[str]:
     """The check ids of the messages, sorted."""
     return sorted(str(message.id) for message in messages)
@@ -160,43 +169,20 @@ def test_e002_one_message_per_task_lacking_fields() -> None:
 @pytest.mark.usefixtures("celery_app")
 def test_e002_ignores_unselected_tasks() -> None:
     """Tasks that TASKS does not select are not held to the key's fields."""
-    assert (
-        run_checks(
-            CELERY_PARSELOG_TASKS=["tests.parse"],
-            CELERY_PARSELOG_KEY="{customer}/{path}/{task_id}-{attempt}.log",
-        )
-        == []
-    )
-    assert (
-        run_checks(
-            CELERY_PARSELOG_TASKS=["other.report"],
-            CELERY_PARSELOG_KEY="{day}/{task_id}-{attempt}.log",
-        )
-        == []
-    )
+    assert_key_passes("{customer}/{path}/{task_id}-{attempt}.log", "tests.parse")
+    assert_key_passes("{day}/{task_id}-{attempt}.log", "other.report")
 
 
 @pytest.mark.usefixtures("celery_app")
 def test_e002_attribute_and_index_fields_use_their_base_name() -> None:
     """``{path.name}`` and ``{path[0]}`` only require a ``path`` parameter."""
-    assert (
-        run_checks(
-            CELERY_PARSELOG_TASKS=["tests.parse"],
-            CELERY_PARSELOG_KEY="{path.name}/{path[0]}/{task_id}-{attempt}.log",
-        )
-        == []
-    )
+    assert_key_passes("{path.name}/{path[0]}/{task_id}-{attempt}.log", "tests.parse")
 
 
 @pytest.mark.usefixtures("celery_app")
 def test_e002_fixed_fields_need_no_parameter() -> None:
     """Fixed fields such as root_id and started are never reported as missing."""
-    assert (
-        run_checks(
-            CELERY_PARSELOG_KEY="{task_name}/{root_id}/{started:%Y}/{task_id}-{attempt}.log",
-        )
-        == []
-    )
+    assert_key_passes("{task_name}/{root_id}/{started:%Y}/{task_id}-{attempt}.log")
 
 
 @pytest.mark.usefixtures("celery_app")
