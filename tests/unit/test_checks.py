@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +34,18 @@ def _report(day: str) -> None:
     """Body of ``other.report``, which ``tests.*`` does not select."""
 
 
-@pytest.fixture
-def celery_app() -> Iterator[Celery]:
-    """A finalized Celery app, current for the test, with tests.parse, tests.bound, other.report."""
+@contextmanager
+def current_app(name: str, *, with_tests_tasks: bool) -> Iterator[Celery]:
+    """A finalized Celery app, current for the block, with other.report and, if asked,
+    tests.parse and tests.bound; the previous current app is put back afterwards."""
     previous = _state._tls.current_app  # type: ignore[attr-defined]
-    app = Celery("checks-test", set_as_current=True, fixups=[])
+    app = Celery(name, set_as_current=True, fixups=[])
     try:
-        app.task(name="tests.parse", shared=False)(_parse)
-        app.task(name="tests.bound", bind=True, shared=False)(_bound)
+        if with_tests_tasks:
+            app.task(name="tests.parse", shared=False)(_parse)
+            app.task(name="tests.bound", bind=True, shared=False)(_bound)
         app.task(name="other.report", shared=False)(_report)
         app.finalize()
-        assert {"tests.parse", "tests.bound", "other.report"} <= set(app.tasks)
         assert _state.get_current_app() is app
         yield app
     finally:
@@ -52,18 +54,19 @@ def celery_app() -> Iterator[Celery]:
 
 
 @pytest.fixture
+def celery_app() -> Iterator[Celery]:
+    """A finalized Celery app, current for the test, with tests.parse, tests.bound, other.report."""
+    with current_app("checks-test", with_tests_tasks=True) as app:
+        assert {"tests.parse", "tests.bound", "other.report"} <= set(app.tasks)
+        yield app
+
+
+@pytest.fixture
 def app_without_tests_tasks() -> Iterator[Celery]:
     """A finalized current Celery app whose only own task is other.report."""
-    previous = _state._tls.current_app  # type: ignore[attr-defined]
-    app = Celery("checks-test-empty", set_as_current=True, fixups=[])
-    try:
-        app.task(name="other.report", shared=False)(_report)
-        app.finalize()
+    with current_app("checks-test-empty", with_tests_tasks=False) as app:
         assert not any(name.startswith("tests.") for name in app.tasks)
         yield app
-    finally:
-        _state._set_current_app(previous)  # type: ignore[attr-defined]
-        app.close()
 
 
 def run_checks(**settings: Any) -> list[checks.CheckMessage]:
