@@ -119,6 +119,13 @@ DEFAULT_VALUE: dict[str, Any] = {
 SPEC_NAMES = [spec.name for spec in SPECS]
 
 
+def snapshot_error_ids() -> list[str]:
+    """The check ids of the errors that a snapshot of the current settings must raise."""
+    with pytest.raises(InvalidSettings) as caught:
+        ParselogSettings().snapshot()
+    return [error.check_id for error in caught.value.errors]
+
+
 def read_all() -> dict[str, Any]:
     """Every property of a fresh ParselogSettings, by setting name."""
     current = ParselogSettings()
@@ -406,9 +413,7 @@ def test_key_without_fields_is_a_template_lacking_them(template: str) -> None:
     """A string without a dot path is read as a template; the snapshot says it lacks fields."""
     with override_settings(CELERY_PARSELOG_KEY=template):
         assert ParselogSettings().key == template
-        with pytest.raises(InvalidSettings) as caught:
-            ParselogSettings().snapshot()
-    assert [e.check_id for e in caught.value.errors] == ["celery_parselog.E004"]
+        assert snapshot_error_ids() == ["celery_parselog.E004"]
 
 
 def test_key_unimportable_error_names_key_and_path() -> None:
@@ -525,9 +530,7 @@ def test_snapshot_probes_the_spool_folder(tmp_path: Path) -> None:
     blocker.write_text("")
     with override_settings(CELERY_PARSELOG_SPOOL_DIR=blocker):
         assert ParselogSettings().spool_dir == blocker
-        with pytest.raises(InvalidSettings) as caught:
-            ParselogSettings().snapshot()
-    assert [e.check_id for e in caught.value.errors] == ["celery_parselog.E009"]
+        assert snapshot_error_ids() == ["celery_parselog.E009"]
 
 
 def test_capture_config_from_a_snapshot() -> None:
