@@ -75,6 +75,15 @@ def running(router: CaptureRouter, run: RunCapture) -> Iterator[RunCapture]:
         run.release()
 
 
+@contextmanager
+def running_selected(make_run: MakeRun, patterns: list[str]) -> Iterator[RunCapture]:
+    """:func:`running` for a new run that keeps what LOGGERS=``patterns`` allows, routed by
+    a router of that same selection."""
+    selection = LoggerSelection(patterns)
+    with running(CaptureRouter(selection), make_run(selection)) as run:
+        yield run
+
+
 def all_loggers() -> Iterable[logging.Logger]:
     """The root logger and every logger the logging manager knows."""
     yield logging.getLogger()
@@ -166,9 +175,7 @@ def test_print_through_worker_logging_proxy_is_captured_as_whole_lines(
 
 def test_package_own_logger_is_never_captured(make_run: MakeRun) -> None:
     """Records of ``celery_parselog`` and its children stay out, even when selected by name."""
-    selection = LoggerSelection(["*", "celery_parselog"])
-    router = CaptureRouter(selection)
-    with running(router, make_run(selection)) as run:
+    with running_selected(make_run, ["*", "celery_parselog"]) as run:
         logging.getLogger("celery_parselog").error("a capture problem")
         logging.getLogger("celery_parselog.storage").warning("an upload problem")
         logging.getLogger("tests.routing.module").info("task text")
@@ -246,9 +253,7 @@ def test_narrowed_selection_captures_only_the_named_loggers(make_run: MakeRun) -
     """With LOGGERS=["e2e.x"], only ``e2e.x`` and its children reach the run."""
     named = logging.getLogger("e2e.x")
     child = logging.getLogger("e2e.x.child")
-    selection = LoggerSelection(["e2e.x"])
-    router = CaptureRouter(selection)
-    with running(router, make_run(selection)) as run:
+    with running_selected(make_run, ["e2e.x"]) as run:
         named.info("named")
         child.info("child")
         logging.getLogger("e2e.other").info("other")
@@ -259,9 +264,7 @@ def test_narrowed_selection_captures_only_the_named_loggers(make_run: MakeRun) -
 
 def test_excluded_logger_is_not_captured(make_run: MakeRun) -> None:
     """With LOGGERS=["*", "-noisy"], ``noisy`` records are left out, others kept."""
-    selection = LoggerSelection(["*", "-noisy"])
-    router = CaptureRouter(selection)
-    with running(router, make_run(selection)) as run:
+    with running_selected(make_run, ["*", "-noisy"]) as run:
         logging.getLogger("noisy.sub").info("noise")
         logging.getLogger("quiet").info("signal")
     assert lines_of(run) == ["INFO quiet: signal"]
@@ -449,9 +452,7 @@ def test_capture_with_named_selection_creates_no_logger(make_run: MakeRun) -> No
     """Entering a run with LOGGERS naming a logger nobody made does not create that logger."""
     name = f"tests.routing.unmade{uuid.uuid4().hex}.child"
     before = set(logging.Logger.manager.loggerDict)
-    selection = LoggerSelection([name])
-    router = CaptureRouter(selection)
-    with running(router, make_run(selection)):
+    with running_selected(make_run, [name]):
         pass
     assert set(logging.Logger.manager.loggerDict) - before == set()
 
