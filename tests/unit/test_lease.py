@@ -44,14 +44,6 @@ def _no_identity() -> Iterator[None]:
 
 
 @pytest.fixture
-def app() -> Iterator[Celery]:
-    """A Celery app with a key-value (in-memory cache) result backend."""
-    celery_app = Celery("unit", set_as_current=False, broker="memory://", backend="cache+memory://")
-    yield celery_app
-    celery_app.close()
-
-
-@pytest.fixture
 def uploaded() -> Iterator[list[Any]]:
     """The rows of every log_uploaded sent during the test."""
     sent: list[Any] = []
@@ -97,6 +89,17 @@ def started_by(worker: str, run: RunEntry | None = None, *, age: float = 0.0) ->
     TaskLog.objects.filter(pk=row.pk).update(heartbeat=Now() - timedelta(seconds=age))
     row.refresh_from_db()
     return row
+
+
+def stored_end(run: RunEntry) -> RunEntry:
+    """The final entry of ``run`` once it ended (SUCCESS, two seconds in) and was stored."""
+    return run.replace(
+        status=Status.STORED,
+        finished=iso(BASE_TIME + timedelta(seconds=2)),
+        task_state="SUCCESS",
+        complete=True,
+        bytes=10,
+    )
 
 
 def store_checkpoint(key: str, text: bytes = b"INFO tests: line 1\n") -> bytes:
@@ -286,13 +289,7 @@ def test_a_run_whose_final_row_write_failed_is_completed_from_its_entry(
     takes the entry's final state."""
     run = entry()
     row = started_by(GONE, run, age=120)
-    final = run.replace(
-        status=Status.STORED,
-        finished=iso(BASE_TIME + timedelta(seconds=2)),
-        task_state="SUCCESS",
-        complete=True,
-        bytes=10,
-    )
+    final = stored_end(run)
     publish(app.backend, final)
     report = find_lost(backend=app.backend, storage="default", seconds=60)
     assert (report.marked, report.settled) == (0, [run.key])
@@ -316,13 +313,7 @@ def test_a_worker_that_comes_back_corrects_its_lost_run_when_it_ends(app: Celery
     run = entry()
     row = started_by(GONE, run, age=120)
     find_lost(backend=app.backend, storage="default", seconds=60)
-    final = run.replace(
-        status=Status.STORED,
-        finished=iso(BASE_TIME + timedelta(seconds=2)),
-        task_state="SUCCESS",
-        complete=True,
-        bytes=10,
-    )
+    final = stored_end(run)
     publish(app.backend, final)
     records.record_finished(final, first_error=None)
     row.refresh_from_db()
