@@ -268,6 +268,15 @@ def wrong_run(info: LogInfo, task_id: str, attempt: int, delivery: int = 1) -> i
     return int((info.task_id, info.attempt, info.delivery) != (task_id, attempt, delivery))
 
 
+def one_log(info: LogInfo, task_id: str, attempt: int = 1) -> dict[str, int]:
+    """``record_fault``'s counts for a fault whose run leaves one log, the one ``info`` names."""
+    return {
+        "logs_expected": 1,
+        "logs_stored": int(info.stored),
+        "logs_misattributed": wrong_run(info, task_id, attempt),
+    }
+
+
 def reliability_table(outcomes: list[FaultOutcome]) -> str:
     rows = [
         "| Fault | Task state kept | Logs expected | Logs lost"

@@ -27,7 +27,15 @@ import pytest
 
 from celery_parselog import log_info
 from celery_parselog.formatting import NOTE_LOGGER
-from tests.e2e.conftest import BUCKET, RecordFault, StoppableS3, Worker, s3_client, wrong_run
+from tests.e2e.conftest import (
+    BUCKET,
+    RecordFault,
+    StoppableS3,
+    Worker,
+    one_log,
+    s3_client,
+    wrong_run,
+)
 from tests.e2e.test_nothing_lost import (
     PARSE,
     SLOW,
@@ -228,9 +236,7 @@ def test_orphan_is_stored_while_its_worker_lives_though_a_child_forked_during_it
         "S3 down, child killed, a fresh child forked during the failing sweep; "
         "stored by the same worker once S3 is back",
         state_kept=result.state == "FAILURE",
-        logs_expected=1,
-        logs_stored=int(info.stored),
-        logs_misattributed=wrong_run(info, result.id, 1),
+        **one_log(info, result.id),
     )
 
 
@@ -307,9 +313,7 @@ def test_a_reader_never_finds_the_log_missing_or_shorter_between_checkpoints(
     record_fault(
         "Checkpoints every second on a 50 ms link, read while the task runs",
         state_kept=result.state == "SUCCESS",
-        logs_expected=1,
-        logs_stored=int(info.stored),
-        logs_misattributed=wrong_run(info, result.id, 1),
+        **one_log(info, result.id),
     )
 
 
@@ -376,6 +380,8 @@ def test_json_logs_have_an_object_on_every_line_the_package_writes(
     pid = running_pid(worker, 97)
     time.sleep(0.5)  # compressed lines reach the disk within a fifth of a second
     os.kill(pid, signal.SIGKILL)
+    with pytest.raises(Exception, match="Worker exited prematurely"):
+        killed.get(timeout=60)
     notes: dict[str, list[str]] = {}
     not_objects: list[str] = []
     misattributed = 0
