@@ -64,6 +64,9 @@ logger = logging.getLogger("celery_parselog.records")
 _MAX_ARGUMENT_CHARS = 4096
 _SUBJECT_LENGTH = 255  # TaskLog.subject's max_length
 
+# A step a caller has run around a row's final write (see record_finished).
+Step = Callable[[], None]
+
 # Celery's state names and the row's state for each; others are "finished".
 _STATES = {
     "SUCCESS": "succeeded",
@@ -166,19 +169,34 @@ def _save_start(entry: RunEntry, fields: Mapping[str, Any]) -> None:
     )
 
 
-def record_finished(entry: RunEntry, *, first_error: str | None) -> TaskLog | None:
+def record_finished(
+    entry: RunEntry,
+    *,
+    first_error: str | None,
+    before: Step | None = None,
+    after: Step | None = None,
+) -> TaskLog | None:
     """Complete the row of a run from its final entry (stored or failed).
 
     Creates the row if its start was never recorded. Sends
     :data:`~celery_parselog.signals.log_uploaded` when the log is stored. Returns the
     row, or ``None`` when rows are off, it could not be written, or it was queued to the
     background writer.
+
+    ``before`` runs just before the row is written and ``after`` once it is (and the
+    signal sent), in this thread or, with the row, in the background writer's: the
+    caller's steps keep their order around the row wherever it is written. Both run
+    even when rows are off; a step's failure is logged and stops nothing.
     """
     writer = _background()
     if writer is not None:
-        writer.finished(entry, first_error)
+        writer.finished(entry, first_error, before=before, after=after)
         return None
-    return _complete(entry, first_error=first_error, recovered=False)
+    _run_step(before, entry)
+    try:
+        return _complete(entry, first_error=first_error, recovered=False)
+    finally:
+        _run_step(after, entry)
 
 
 def record_recovered(entry: RunEntry, *, hostname: str = "") -> TaskLog | None:
@@ -522,9 +540,15 @@ class RowWriter(threading.Thread):
     connection, and takes the task's rows off its path: a run's start and end that
     reach it together (a short task) become one INSERT.
 
-    Order is kept: rows are written in the order runs asked, and ``log_uploaded`` is
-    sent after its row is saved, as before; the result's entry is published before
-    the row is queued. A row a killed process never wrote is rebuilt by recovery.
+    The steps a run takes around its final row (publishing its entry before, removing
+    its spool files and letting go of their lock after; see
+    :func:`~celery_parselog.delivery.deliver`) run here too, so the task waits for
+    none of those round trips either.
+
+    Order is kept: rows are written in the order runs asked, each run's entry is
+    published before its row is saved, and ``log_uploaded`` is sent after that, as
+    before. A run's spool files stay, locked, until its row is written: a process
+    killed before then leaves them to recovery, which rebuilds the row.
     """
 
     _FLUSH_TIMEOUT = 10.0
@@ -540,8 +564,15 @@ class RowWriter(threading.Thread):
     def started(self, entry: RunEntry, fields: Mapping[str, Any]) -> None:
         self._put(("start", entry, fields))
 
-    def finished(self, entry: RunEntry, first_error: str | None) -> None:
-        self._put(("finish", entry, first_error))
+    def finished(
+        self,
+        entry: RunEntry,
+        first_error: str | None,
+        *,
+        before: Step | None = None,
+        after: Step | None = None,
+    ) -> None:
+        self._put(("finish", entry, (first_error, before, after)))
 
     def _put(self, item: tuple[str, RunEntry, Any]) -> None:
         with self._lock:
@@ -583,7 +614,24 @@ class RowWriter(threading.Thread):
                         "Could not record the start of %s[%s]", entry.task_name, entry.task_id
                     )
             else:
-                _complete(entry, first_error=extra, recovered=False, start=starts.pop(run, None))
+                first_error, before, after = extra
+                _run_step(before, entry)
+                try:
+                    _complete(
+                        entry, first_error=first_error, recovered=False, start=starts.pop(run, None)
+                    )
+                finally:
+                    _run_step(after, entry)
+
+
+def _run_step(step: Step | None, entry: RunEntry) -> None:
+    """Run a caller's step; its failure is logged, and the row and the next step go on."""
+    if step is None:
+        return
+    try:
+        step()
+    except Exception:
+        logger.exception("A step after the run of %s[%s] failed", entry.task_name, entry.task_id)
 
 
 def _run_of(entry: RunEntry) -> tuple[str, int, int]:

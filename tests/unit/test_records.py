@@ -530,6 +530,39 @@ def test_background_writer_shows_a_running_run_before_it_ends() -> None:
         records.write_rows_in_background(False)
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("background", [True, False])
+def test_steps_around_the_final_row_keep_their_order(
+    background: bool, uploaded: list[dict[str, Any]]
+) -> None:
+    """``before`` runs before the row is saved and ``after`` once it is and log_uploaded was
+    sent, in the writer's thread as in the caller's; a failing step stops nothing."""
+    from celery_parselog.entry import RunEntry
+
+    seen: list[str] = []
+
+    def before() -> None:
+        seen.append(f"before: rows {TaskLog.objects.filter(task_id=TASK_ID).count()}")
+        raise RuntimeError("a step that fails")
+
+    def after() -> None:
+        seen.append(f"after: rows {TaskLog.objects.count()}, signals {len(uploaded)}")
+
+    records.write_rows_in_background(background)
+    try:
+        records.record_finished(
+            RunEntry.from_wire({**final_entry(TASK_ID), "task_name": "tests.parse"}),
+            first_error=None,
+            before=before,
+            after=after,
+        )
+        assert records.flush_rows(10)
+    finally:
+        records.write_rows_in_background(False)
+    assert seen == ["before: rows 0", "after: rows 1, signals 1"]
+    assert TaskLog.objects.get(task_id=TASK_ID).upload_status == "stored"
+
+
 @override_settings(CELERY_PARSELOG_SUBJECT="{owner}")
 def test_arguments_subject_and_first_error_are_redacted() -> None:
     """Arguments are redacted as one JSON text (a number under an ``ssn`` key, a dict key),
