@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,11 +63,67 @@ def deliver(
     first_error: str | None = None,
     recovered: bool = False,
     hostname: str = HOSTNAME,
+    release: Callable[[], None] | None = None,
 ) -> RunEntry:
     """Store ``upload`` (the spool file itself unless given) under ``entry.key``, then publish,
     record and clean up. Returns the final entry: ``stored``, or ``failed`` with the
     error, in which case the spool file and its manifest stay for the next sweep.
+
+    ``release`` lets go of the spool file's lock; it is called last, once nothing more
+    is done with the files. In a worker, a run that ended (not a recovered one) has its
+    entry published, its row written and its files removed by the background writer
+    (:class:`~celery_parselog.records.RowWriter`), in that order, after this returns:
+    the task waits only for the upload.
     """
+    try:
+        final = _store(spool, entry, destination, upload=upload, replace=replace, hostname=hostname)
+    except BaseException:
+        if release is not None:
+            release()
+        raise
+    if recovered:
+        try:
+            if not final.stored:
+                # The entry and the row still say what they said; the next sweep retries.
+                return final
+            metrics.run_recovered(final.task_name, final.bytes or 0)
+            _publish(backend, final)
+            record_recovered(final, hostname=hostname)
+            remove_run_files(spool)
+        finally:
+            if release is not None:
+                release()
+        return final
+
+    def tidy() -> None:
+        try:
+            if final.stored:
+                # A run that ended removed its own tail segments and checkpoint copies.
+                remove_run_files(spool, only_log_and_manifest=True)
+        except OSError as error:
+            logger.warning("Could not remove the spool files of %s: %s", spool, error)
+        finally:
+            if release is not None:
+                release()
+
+    # The entry is published before the row is saved, so receivers of log_uploaded can
+    # already read log_info(); the files go once the row is written.
+    record_finished(
+        final, first_error=first_error, before=lambda: _publish(backend, final), after=tidy
+    )
+    return final
+
+
+def _store(
+    spool: Path,
+    entry: RunEntry,
+    destination: Destination,
+    *,
+    upload: Path | None,
+    replace: bool,
+    hostname: str,
+) -> RunEntry:
+    """Upload the log; the entry as it then stands, ``stored`` or ``failed``."""
     began = time.monotonic()
     try:
         stored = store_log(
@@ -88,38 +145,30 @@ def deliver(
             spool,
             error,
         )
-    else:
-        final = entry.replace(
-            status=Status.STORED,
-            key=stored.key,
-            uri=stored.uri,
-            bytes=stored.bytes,
-            sha256=stored.sha256,
-            error=None,
-            spool=None,
+        return final
+    metrics.run_stored(entry.task_name, stored.bytes, time.monotonic() - began)
+    return entry.replace(
+        status=Status.STORED,
+        key=stored.key,
+        uri=stored.uri,
+        bytes=stored.bytes,
+        sha256=stored.sha256,
+        error=None,
+        spool=None,
+    )
+
+
+def _publish(backend: Backend | None, final: RunEntry) -> None:
+    """Merge the final entry into the task's result; a failure is logged, never raised."""
+    if backend is None:
+        return
+    try:
+        publish(backend, final)
+    except Exception:
+        logger.warning(
+            "Could not record the log %s of %s[%s] on its result",
+            final.key,
+            final.task_name or "task",
+            final.task_id,
+            exc_info=True,
         )
-        metrics.run_stored(final.task_name, stored.bytes, time.monotonic() - began)
-        if recovered:
-            metrics.run_recovered(final.task_name, stored.bytes)
-    if recovered and not final.stored:
-        return final  # the entry and the row still say what they said; the next sweep retries
-    if backend is not None:
-        try:
-            publish(backend, final)
-        except Exception:
-            logger.warning(
-                "Could not record the log %s of %s[%s] on its result",
-                final.key,
-                final.task_name or "task",
-                final.task_id,
-                exc_info=True,
-            )
-    # After publishing, so receivers of log_uploaded can already read log_info().
-    if recovered:
-        record_recovered(final, hostname=hostname)
-    else:
-        record_finished(final, first_error=first_error)
-    if final.stored:
-        # A run that ended removed its own tail segments and checkpoint copies.
-        remove_run_files(spool, only_log_and_manifest=not recovered)
-    return final

@@ -68,14 +68,15 @@ def mark_pending(task: Any, entry: RunEntry) -> None:
         meta[ENTRY] = entry.to_wire()
         request.meta = meta
     elif isinstance(backend, BaseKeyValueStoreBackend):
-        backend.set(_own_key(entry.task_id), backend.encode(entry.to_wire()))
+        # Without re-publishing (see _write): nobody subscribes to the key of its own.
+        _write(backend, {_own_key(entry.task_id): backend.encode(entry.to_wire())}, [])
 
 
 def mark_checkpoint(backend: Backend, entry: RunEntry) -> None:
     """Say a partial log is stored, while the run goes on (key-value backends only:
     the django-db backend has no row for a running task)."""
     if isinstance(backend, BaseKeyValueStoreBackend):
-        backend.set(_own_key(entry.task_id), backend.encode(entry.to_wire()))
+        _write(backend, {_own_key(entry.task_id): backend.encode(entry.to_wire())}, [])
 
 
 def _later(current: Mapping[str, Any] | None, entry: RunEntry) -> bool:
@@ -145,6 +146,13 @@ def _write(
     client = getattr(backend, "client", None)
     if type(backend).__module__ == "celery.backends.redis" and client is not None:
         expires = getattr(backend, "expires", None)
+        if len(writes) == 1 and not deletes:
+            ((name, value),) = writes.items()
+            if expires:
+                client.setex(name, expires, value)
+            else:
+                client.set(name, value)
+            return
         with client.pipeline() as pipe:
             for name, value in writes.items():
                 if expires:

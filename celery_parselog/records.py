@@ -22,6 +22,7 @@ import os
 import queue
 import string
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -63,6 +64,14 @@ logger = logging.getLogger("celery_parselog.records")
 # task called with a whole file's content does not put that content in the database.
 _MAX_ARGUMENT_CHARS = 4096
 _SUBJECT_LENGTH = 255  # TaskLog.subject's max_length
+
+# How long the background writer holds a run's start, waiting for its end: a run that
+# ends sooner (most tasks) gets one INSERT instead of an INSERT and an UPDATE, and a
+# longer one shows as running in the admin after this long.
+HOLD_START = 0.25
+
+# A step a caller has run around a row's final write (see record_finished).
+Step = Callable[[], None]
 
 # Celery's state names and the row's state for each; others are "finished".
 _STATES = {
@@ -166,19 +175,34 @@ def _save_start(entry: RunEntry, fields: Mapping[str, Any]) -> None:
     )
 
 
-def record_finished(entry: RunEntry, *, first_error: str | None) -> TaskLog | None:
+def record_finished(
+    entry: RunEntry,
+    *,
+    first_error: str | None,
+    before: Step | None = None,
+    after: Step | None = None,
+) -> TaskLog | None:
     """Complete the row of a run from its final entry (stored or failed).
 
     Creates the row if its start was never recorded. Sends
     :data:`~celery_parselog.signals.log_uploaded` when the log is stored. Returns the
     row, or ``None`` when rows are off, it could not be written, or it was queued to the
     background writer.
+
+    ``before`` runs just before the row is written and ``after`` once it is (and the
+    signal sent), in this thread or, with the row, in the background writer's: the
+    caller's steps keep their order around the row wherever it is written. Both run
+    even when rows are off; a step's failure is logged and stops nothing.
     """
     writer = _background()
     if writer is not None:
-        writer.finished(entry, first_error)
+        writer.finished(entry, first_error, before=before, after=after)
         return None
-    return _complete(entry, first_error=first_error, recovered=False)
+    _run_step(before, entry)
+    try:
+        return _complete(entry, first_error=first_error, recovered=False)
+    finally:
+        _run_step(after, entry)
 
 
 def record_recovered(entry: RunEntry, *, hostname: str = "") -> TaskLog | None:
@@ -519,12 +543,19 @@ class RowWriter(threading.Thread):
     Celery's Django fixup closes the task thread's database connection around every
     task, so a row written from the task's thread pays for a new connection each time
     (about 1 ms on SQLite, 5 ms on PostgreSQL, twice per run). This thread keeps its
-    connection, and takes the task's rows off its path: a run's start and end that
-    reach it together (a short task) become one INSERT.
+    connection, and takes the task's rows off its path. A run's start is held for
+    ``HOLD_START`` seconds: a run that ends within it (most tasks) is written as one
+    INSERT, and a longer one shows as running from then on.
 
-    Order is kept: rows are written in the order runs asked, and ``log_uploaded`` is
-    sent after its row is saved, as before; the result's entry is published before
-    the row is queued. A row a killed process never wrote is rebuilt by recovery.
+    The steps a run takes around its final row (publishing its entry before, removing
+    its spool files and letting go of their lock after; see
+    :func:`~celery_parselog.delivery.deliver`) run here too, so the task waits for
+    none of those round trips either.
+
+    Order is kept: rows are written in the order runs asked, each run's entry is
+    published before its row is saved, and ``log_uploaded`` is sent after that, as
+    before. A run's spool files stay, locked, until its row is written: a process
+    killed before then leaves them to recovery, which rebuilds the row.
     """
 
     _FLUSH_TIMEOUT = 10.0
@@ -540,8 +571,15 @@ class RowWriter(threading.Thread):
     def started(self, entry: RunEntry, fields: Mapping[str, Any]) -> None:
         self._put(("start", entry, fields))
 
-    def finished(self, entry: RunEntry, first_error: str | None) -> None:
-        self._put(("finish", entry, first_error))
+    def finished(
+        self,
+        entry: RunEntry,
+        first_error: str | None,
+        *,
+        before: Step | None = None,
+        after: Step | None = None,
+    ) -> None:
+        self._put(("finish", entry, (first_error, before, after)))
 
     def _put(self, item: tuple[str, RunEntry, Any]) -> None:
         with self._lock:
@@ -554,36 +592,84 @@ class RowWriter(threading.Thread):
         return self._idle.wait(timeout)
 
     def run(self) -> None:
+        held: dict[tuple[str, int, int], tuple[RunEntry, Any, float]] = {}
         while True:
-            batch = [self._queue.get()]
-            while True:
-                try:
+            timeout = None
+            if held:
+                oldest = min(since for _, _, since in held.values())
+                timeout = max(0.0, oldest + HOLD_START - time.monotonic())
+            batch = []
+            try:
+                batch.append(self._queue.get(timeout=timeout))
+                while True:
                     batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._write(batch)
+            except queue.Empty:
+                pass
+            done = self._write(batch, held)
             with self._lock:
-                self._pending -= len(batch)
+                self._pending -= done
                 if not self._pending:
                     self._idle.set()
 
-    def _write(self, batch: list[tuple[str, RunEntry, Any]]) -> None:
+    def _write(
+        self,
+        batch: list[tuple[str, RunEntry, Any]],
+        held: dict[tuple[str, int, int], tuple[RunEntry, Any, float]],
+    ) -> int:
+        """Write what is due; returns how many queued items are done with.
+
+        A start is held for up to ``HOLD_START`` seconds, so that the end of a short run
+        finds it and both are written as one INSERT; an end is written at once, since
+        its entry is published just before (what ``log_info()`` waits for).
+        """
+        now = time.monotonic()
+        due = [run for run, (_, _, since) in held.items() if now - since >= HOLD_START]
+        if not batch and not due:
+            return 0
         _tidy_connections()
-        finishing = {_run_of(entry) for kind, entry, _ in batch if kind == "finish"}
-        starts: dict[tuple[str, int, int], Any] = {}
+        done = 0
         for kind, entry, extra in batch:
             run = _run_of(entry)
-            if kind == "start" and run in finishing:
-                starts[run] = extra  # written with its end, as one INSERT
-            elif kind == "start":
-                try:
-                    _save_start(entry, extra)
-                except Exception:
-                    logger.exception(
-                        "Could not record the start of %s[%s]", entry.task_name, entry.task_id
-                    )
-            else:
-                _complete(entry, first_error=extra, recovered=False, start=starts.pop(run, None))
+            if kind == "start":
+                # The same delivery seen again starts its row afresh: the later start wins.
+                done += run in held
+                held[run] = (entry, extra, now)
+                continue
+            start = held.pop(run, None)
+            done += 1 + (start is not None)
+            first_error, before, after = extra
+            _run_step(before, entry)
+            try:
+                _complete(
+                    entry,
+                    first_error=first_error,
+                    recovered=False,
+                    start=start[1] if start is not None else None,
+                )
+            finally:
+                _run_step(after, entry)
+        for run in due:
+            if run not in held:
+                continue
+            entry, fields, _ = held.pop(run)
+            done += 1
+            try:
+                _save_start(entry, fields)
+            except Exception:
+                logger.exception(
+                    "Could not record the start of %s[%s]", entry.task_name, entry.task_id
+                )
+        return done
+
+
+def _run_step(step: Step | None, entry: RunEntry) -> None:
+    """Run a caller's step; its failure is logged, and the row and the next step go on."""
+    if step is None:
+        return
+    try:
+        step()
+    except Exception:
+        logger.exception("A step after the run of %s[%s] failed", entry.task_name, entry.task_id)
 
 
 def _run_of(entry: RunEntry) -> tuple[str, int, int]:

@@ -323,7 +323,7 @@ def _store(  # noqa: PLR0917
         incomplete_reason=entry.incomplete_reason if finished else "worker lost",
         recovered=iso(datetime.now(timezone.utc)),
     )
-    replace, key = _replacement(entry, destination.storage)
+    replace, key = _replacement(entry, destination.storage, upload if finished else None)
     try:
         final = deliver(
             path,
@@ -344,12 +344,14 @@ def _store(  # noqa: PLR0917
     return _Outcome("stored", final.key)
 
 
-def _replacement(entry: RunEntry, alias: str) -> tuple[bool, str]:
+def _replacement(entry: RunEntry, alias: str, finished_log: Path | None) -> tuple[bool, str]:
     """Whether to replace the object at the entry's key, and the key to store under.
 
-    An object already there is replaced only when it is this run's own checkpoint
-    (its digest is the one the run noted); anything else stays, and the log goes
-    beside it under a name of its own.
+    An object already there is replaced only when it is this run's own: its last
+    checkpoint (its digest is the one the run noted), or, for a run that finished
+    (``finished_log``), this very log, stored by the run before it was killed while
+    publishing, recording or tidying up. Anything else stays, and the log goes beside
+    it under a name of its own.
     """
     storage = storages[alias]
     try:
@@ -358,7 +360,11 @@ def _replacement(entry: RunEntry, alias: str) -> tuple[bool, str]:
         return False, entry.key
     if not exists:
         return False, entry.key
-    if entry.checkpoint_sha256 and _stored_digest(alias, entry.key) == entry.checkpoint_sha256:
+    own = {entry.checkpoint_sha256} - {None}
+    if finished_log is not None:
+        with contextlib.suppress(OSError), finished_log.open("rb") as stream:
+            own.add(digest(stream)[1])
+    if own and _stored_digest(alias, entry.key) in own:
         return True, entry.key
     head, slash, name = entry.key.rpartition("/")
     stem, dot, extension = name.partition(".")

@@ -285,17 +285,17 @@ class Run:
             # Before the upload, so that if this process dies during it, recovery stores
             # the log as the finished run it is rather than adding a "worker lost" note.
             save_manifest(capture.path, entry)
-            try:
-                self.entry = deliver(
-                    capture.path,
-                    entry,
-                    destination=self.config.destination,
-                    backend=self.backend,
-                    replace=self._checkpoint_sha256 is not None,
-                    first_error=capture.first_error,
-                )
-            finally:
-                capture.release()  # a stored log's files are gone; a failed one's stay
+            # The spool file stays locked until its files are removed (a stored log) or
+            # its entry and row say it failed, which in a worker is after this returns.
+            self.entry = deliver(
+                capture.path,
+                entry,
+                destination=self.config.destination,
+                backend=self.backend,
+                replace=self._checkpoint_sha256 is not None,
+                first_error=capture.first_error,
+                release=capture.release,
+            )
         return self.entry
 
 

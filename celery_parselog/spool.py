@@ -254,25 +254,53 @@ def create_spool_file(
 
 
 def write_manifest(spool: Path, fields: Mapping[str, Any]) -> None:
-    """Write a spool file's manifest: directly when it is new, atomically when it replaces one.
+    """Write a spool file's manifest: created when it is new, rewritten in place when not.
 
-    A new manifest is written straight into its place: a rename costs several hundred
-    microseconds on some file systems, and a run's first manifest is written while its
-    file is locked and younger than recovery's grace period, so no reader acts on it
-    half-written. A replacement goes through a working file and a rename, so a reader
-    sees the old manifest or the new one, never a mix.
+    Only a run that holds its spool file's lock writes its manifest, and readers
+    (recovery) read a manifest only once that lock is free, so no reader ever sees one
+    being written. What must hold is that a process killed while writing leaves a whole
+    manifest, old or new. A new one is created in one write; a process killed before that
+    write leaves none, which recovery handles (a file without a manifest). A rewrite (the
+    run's end, a checkpoint, a failed upload) is one ``pwrite`` at offset 0 of at most a
+    page, padded with spaces (which JSON ignores) over the old text: the kernel copies a
+    page whole or not at all, so a kill leaves the old manifest or the new one. That
+    costs no file created, renamed or removed, each of which is a journal write of the
+    file system, a millisecond or more on a busy disk. A longer manifest is replaced
+    through a working file and a rename.
     """
     target = manifest_path(spool)
     data = json.dumps({"version": MANIFEST_VERSION, **fields}).encode("utf-8")
     try:
         descriptor = os.open(target, _CREATE, 0o600)
     except FileExistsError:
-        _replace_manifest(target, data)
+        _rewrite_manifest(target, data)
         return
     try:
         os.write(descriptor, data)
     finally:
         os.close(descriptor)
+
+
+# The most a single write is sure to put in the file whole, even if the process is killed.
+_ATOMIC_WRITE = 4096
+
+
+def _rewrite_manifest(target: Path, data: bytes) -> None:
+    if len(data) <= _ATOMIC_WRITE:
+        try:
+            descriptor = os.open(target, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            pass  # a link planted there, or gone meanwhile: replace it instead
+        else:
+            try:
+                status = os.fstat(descriptor)
+                if stat.S_ISREG(status.st_mode) and status.st_size <= _ATOMIC_WRITE:
+                    padded = data.ljust(status.st_size, b" ")
+                    if os.pwrite(descriptor, padded, 0) == len(padded):
+                        return
+            finally:
+                os.close(descriptor)
+    _replace_manifest(target, data)
 
 
 def _replace_manifest(target: Path, data: bytes) -> None:

@@ -344,7 +344,7 @@ def test_each_retry_attempt_has_a_log_of_its_own(
         for number, line in enumerate(first_lines, start=1)
     )
     assert in_wrong_attempt == 0, first_lines
-    assert spool_contents(worker) == []
+    assert wait_for(lambda: spool_contents(worker) == [], 10, "the spool to empty")
     how = "`self.retry()`" if task_name == "retried_parse" else "`autoretry_for`"
     record_fault(
         f"Task retried with {how}: one log per attempt",

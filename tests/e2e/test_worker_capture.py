@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,15 @@ def spool_files(worker: Worker) -> list[Path]:
     return sorted(spool.iterdir()) if spool.exists() else []
 
 
+def spool_emptied(worker: Worker, timeout: float = 10.0) -> list[Path]:
+    """The spool's files once it emptied, or what is left after ``timeout``: a run's files
+    are removed by the worker's background writer, just after its entry is published."""
+    deadline = time.monotonic() + timeout
+    while (left := spool_files(worker)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
 def test_solo_worker_stores_each_run_and_reparse_under_its_own_key(
     start_worker: Any, s3_endpoint: str
 ) -> None:
@@ -105,7 +115,7 @@ def test_solo_worker_stores_each_run_and_reparse_under_its_own_key(
     # The task's own result is what the task returned, untouched.
     assert returned(first)["file"] == 7
     assert first.state == "SUCCESS"
-    assert spool_files(worker) == []
+    assert spool_emptied(worker) == []
     # The project's own handlers kept working: the rotating file got the parser lines.
     parsers_log = (worker.state_dir / "parsers.log").read_text().splitlines()
     assert "WARNING e2eproj.parsers: bad record 1 in file 7" in parsers_log
@@ -142,7 +152,7 @@ def test_prefork_children_each_store_their_run(start_worker: Any, s3_endpoint: s
         assert_run_log(s3_endpoint, info, file_id, lines=3)
         pids.add(returned(result)["pid"])
     assert len(pids) == 4, "each task should have run in a child of its own"
-    assert spool_files(worker) == []
+    assert spool_emptied(worker) == []
 
 
 @pytest.mark.parametrize("pool", ["threads", "gevent"])

@@ -510,6 +510,42 @@ def test_background_writer_writes_a_short_run_as_one_insert(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_background_writer_holds_a_start_for_an_end_that_follows_soon(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A running writer holds a start briefly: a run that ends within the hold is written
+    as one INSERT, while a run that goes on past it is shown running meanwhile."""
+    from celery_parselog.entry import RunEntry
+
+    saved_starts: list[str] = []
+    save_start = records._save_start
+
+    def counting(entry: RunEntry, fields: Any) -> None:
+        saved_starts.append(entry.task_id)
+        save_start(entry, fields)
+
+    monkeypatch.setattr(records, "_save_start", counting)
+    # Longer than any stall of a busy machine between the two calls below.
+    monkeypatch.setattr(records, "HOLD_START", 2.0)
+    records.write_rows_in_background()
+    try:
+        short, long = TASK_ID, "6d1c3f1f-2e3d-4c6b-8f9a-1234567890bc"
+        for task_id in (short, long):
+            entry = RunEntry.from_wire({**pending_entry(task_id), "task_name": "tests.parse"})
+            records.record_started(entry, hostname="worker-1", arguments={}, args=[], kwargs={})
+        records.record_finished(
+            RunEntry.from_wire({**final_entry(short), "task_name": "tests.parse"}),
+            first_error=None,
+        )
+        assert records.flush_rows(10)
+        assert saved_starts == [long]
+        assert TaskLog.objects.get(task_id=short).state == "succeeded"
+        assert TaskLog.objects.get(task_id=long).state == "running"
+    finally:
+        records.write_rows_in_background(False)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_background_writer_shows_a_running_run_before_it_ends() -> None:
     """A start that reaches the writer alone is written at once: the admin sees the run."""
     from celery_parselog.entry import RunEntry
@@ -528,6 +564,39 @@ def test_background_writer_shows_a_running_run_before_it_ends() -> None:
         assert TaskLog.objects.get(task_id=TASK_ID).state == "succeeded"
     finally:
         records.write_rows_in_background(False)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("background", [True, False])
+def test_steps_around_the_final_row_keep_their_order(
+    background: bool, uploaded: list[dict[str, Any]]
+) -> None:
+    """``before`` runs before the row is saved and ``after`` once it is and log_uploaded was
+    sent, in the writer's thread as in the caller's; a failing step stops nothing."""
+    from celery_parselog.entry import RunEntry
+
+    seen: list[str] = []
+
+    def before() -> None:
+        seen.append(f"before: rows {TaskLog.objects.filter(task_id=TASK_ID).count()}")
+        raise RuntimeError("a step that fails")
+
+    def after() -> None:
+        seen.append(f"after: rows {TaskLog.objects.count()}, signals {len(uploaded)}")
+
+    records.write_rows_in_background(background)
+    try:
+        records.record_finished(
+            RunEntry.from_wire({**final_entry(TASK_ID), "task_name": "tests.parse"}),
+            first_error=None,
+            before=before,
+            after=after,
+        )
+        assert records.flush_rows(10)
+    finally:
+        records.write_rows_in_background(False)
+    assert seen == ["before: rows 0", "after: rows 1, signals 1"]
+    assert TaskLog.objects.get(task_id=TASK_ID).upload_status == "stored"
 
 
 @override_settings(CELERY_PARSELOG_SUBJECT="{owner}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import logging
 import multiprocessing
 import os
@@ -424,6 +425,28 @@ def test_finished_run_is_stored_as_it_is(spool_dir: Path, app: Celery, compresse
     assert report.stored == [key]
     assert stored_bytes(key) == original
     assert stored_lines(key) == LINES
+    assert list(spool_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("same", [True, False], ids=["its-own-log", "another-object"])
+def test_finished_run_killed_after_its_upload_stays_under_its_key(
+    spool_dir: Path, app: Celery, same: bool
+) -> None:
+    """A finished run killed after its upload, before its files went (its entry and row are
+    written after the upload), is stored again under its own key, not beside itself;
+    another object under that key is still kept, and the log goes beside it."""
+    path, key, _ = failed_upload_orphan(spool_dir, compressed=True)
+    original = path.read_bytes()
+    storages["default"].save(key, io.BytesIO(original if same else b"another object\n"))
+    report = sweep(spool_dir, app)
+    assert len(report.stored) == 1
+    if same:
+        assert report.stored == [key]
+        assert stored_bytes(key) == original
+    else:
+        assert "-recovered-" in report.stored[0]
+        assert stored_bytes(key) == b"another object\n"
+        assert stored_bytes(report.stored[0]) == original
     assert list(spool_dir.iterdir()) == []
 
 

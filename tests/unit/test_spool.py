@@ -110,8 +110,35 @@ def test_write_manifest_replaces_the_older_one(spool: Path) -> None:
     }
 
 
-def test_write_manifest_replaces_by_rename_so_a_reader_sees_a_whole_file(spool: Path) -> None:
-    """A rewrite replaces the file: a reader of the old one still reads it whole."""
+def test_write_manifest_rewrites_a_short_one_in_place(spool: Path) -> None:
+    """A manifest of at most a page is rewritten in its own file (no file made or renamed),
+    shorter or longer than before, and reads back as the new fields only."""
+    write_manifest(spool, {"task_id": TASK_ID, "status": "pending", "planned": "x" * 200})
+    target = manifest_path(spool)
+    inode = target.stat().st_ino
+    write_manifest(spool, {"task_id": TASK_ID, "status": "stored"})
+    assert target.stat().st_ino == inode
+    assert read_manifest(target) == {"version": 1, "task_id": TASK_ID, "status": "stored"}
+    write_manifest(spool, {"task_id": TASK_ID, "status": "failed", "error": "e" * 1000})
+    assert target.stat().st_ino == inode
+    assert read_manifest(target)["error"] == "e" * 1000
+    assert sorted(spool.parent.iterdir()) == [target]
+
+
+def test_write_manifest_does_not_write_through_a_planted_link(spool: Path, tmp_path: Path) -> None:
+    """A link standing where the manifest is rewritten is replaced, never written through."""
+    outside = tmp_path / "outside.json"
+    outside.write_text("{}", encoding="utf-8")
+    manifest_path(spool).symlink_to(outside)
+    write_manifest(spool, {"task_id": TASK_ID, "status": "stored"})
+    assert outside.read_text(encoding="utf-8") == "{}"
+    assert not manifest_path(spool).is_symlink()
+    assert read_manifest(manifest_path(spool))["status"] == "stored"
+
+
+def test_write_manifest_replaces_a_long_one_by_rename(spool: Path) -> None:
+    """A manifest longer than a page (more than one write could put whole) is replaced by
+    a rename: a reader of the old one still reads it whole."""
     write_manifest(spool, {"task_id": TASK_ID, "status": "pending", "padding": "x" * 5000})
     target = manifest_path(spool)
     with target.open(encoding="utf-8") as old_reader:
