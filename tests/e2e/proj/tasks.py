@@ -124,7 +124,11 @@ def redelivered_parse(data_file_id: int, reparse_id: int | None = None, lines: i
     return delivery
 
 
-@shared_task(bind=True, retry_on_worker_lost=True, default_retry_delay=0, max_retries=3)
+# Celery 5.7's task option, which the type stubs do not know yet.
+_RETRY_ON_WORKER_LOST: dict[str, Any] = {"retry_on_worker_lost": True}
+
+
+@shared_task(bind=True, default_retry_delay=0, max_retries=3, **_RETRY_ON_WORKER_LOST)
 def lost_attempt_parse(
     self: Any, data_file_id: int, reparse_id: int | None = None, bulk: int = 0
 ) -> int:
