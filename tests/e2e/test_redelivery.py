@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
+from celery.result import AsyncResult
 
 from celery_parselog import LogInfo, log_info
 from tests.e2e.conftest import (
@@ -66,10 +67,18 @@ def has_object(endpoint: str, key: str) -> bool:
     return any(item["Key"] == key for item in listed.get("Contents", []))
 
 
-def outcome(
-    logs: Mapping[str, list[str]], runs: Mapping[str, str], entry: LogInfo, latest: tuple[Any, ...]
-) -> tuple[int, int]:
-    """How many of the runs' logs are stored, and how many are in the wrong run or attempt.
+def record_outcome(
+    record_fault: RecordFault,
+    fault: str,
+    *,
+    state_kept: bool,
+    logs: Mapping[str, list[str]],
+    runs: Mapping[str, str],
+    entry: LogInfo,
+    latest: tuple[Any, ...],
+) -> None:
+    """Record the fault with how many of the runs' logs are stored, and how many are in the
+    wrong run or attempt, as storage and the entry hold them.
 
     ``runs`` maps each run's own key to the first line only that run writes. A log is
     stored when some object holds its lines; it is in the wrong place when that object is
@@ -81,7 +90,13 @@ def outcome(
     elsewhere = sum(
         first_lines.get(key) != line and line in first_lines.values() for key, line in runs.items()
     )
-    return stored, elsewhere + wrong_run(entry, *latest)
+    record_fault(
+        fault,
+        state_kept=state_kept,
+        logs_expected=len(runs),
+        logs_stored=stored,
+        logs_misattributed=elsewhere + wrong_run(entry, *latest),
+    )
 
 
 def task_rows(worker: Worker, task_id: str) -> list[dict[str, Any]]:
@@ -110,10 +125,43 @@ def settled_rows(worker: Worker, task_id: str, count: int) -> list[dict[str, Any
     return found
 
 
+def columns(rows: list[dict[str, Any]], *names: str) -> list[tuple[Any, ...]]:
+    return [tuple(row[name] for name in names) for row in rows]
+
+
 def succeeded(worker: Worker, task_id: str) -> dict[str, Any] | None:
     """The task's result metadata once it says SUCCESS, read past the result cache."""
     meta: dict[str, Any] = worker.client.backend.get_task_meta(task_id, cache=False)
     return meta if meta.get("status") == "SUCCESS" else None
+
+
+def after_the_late_upload(
+    worker: Worker, result: AsyncResult[Any], endpoint: str, late_key: str, latest: int
+) -> tuple[LogInfo, set[int]]:
+    """Wait for an earlier attempt's upload that ends after the ``latest`` attempt's entry
+    was published, then for the spool to empty; return the entry then, and every attempt
+    ``log_info()`` named meanwhile.
+
+    Fails unless the late upload really was late: the latest attempt's entry is published
+    while nothing is stored under ``late_key`` yet, which is what these tests are about.
+    """
+    published = log_info(result, wait=60)
+    assert published is not None and published.stored, published
+    assert published.attempt == latest, published
+    assert not has_object(endpoint, late_key), f"{late_key} was stored before attempt {latest}"
+    seen: set[int] = set()
+
+    def late_one_stored() -> bool:
+        entry = log_info(result)
+        if entry is not None:
+            seen.add(entry.attempt)
+        return has_object(endpoint, late_key)
+
+    wait_for(late_one_stored, 120, f"the late upload of {late_key}")
+    assert wait_for(lambda: spool_contents(worker) == [], 60, "the spool to empty")
+    info = log_info(result, wait=30)
+    assert info is not None, "no parselog entry"
+    return info, seen
 
 
 def delivery_lines(delivery: int, file_id: int) -> list[str]:
@@ -166,21 +214,22 @@ def test_child_killed_with_acks_late_keeps_both_deliveries_logs(
     assert info.complete is True and info.task_state == "SUCCESS"
     assert info.redelivery_of == first
     rows = settled_rows(worker, result.id, 2)
-    assert [(r["delivery"], r["state"], r["key"], r["complete"]) for r in rows] == [
+    assert columns(rows, "delivery", "state", "key", "complete") == [
         (1, "lost", first, 0),
         (2, "succeeded", second, 1),
     ]
     assert rows[1]["redelivery_of"] == first
     print(f"killed run's log stored {stored_after:.2f} s after the kill")
     assert stored_after < PROMPT_SWEEP_SECONDS, stored_after
-    stored, misattributed = outcome(logs, runs, info, (result.id, 1, 2))
-    record_fault(
+    record_outcome(
+        record_fault,
         "Prefork child killed with `acks_late` and `reject_on_worker_lost`;"
         " the message runs again and succeeds",
         state_kept=result.state == "SUCCESS",
-        logs_expected=len(runs),
-        logs_stored=stored,
-        logs_misattributed=misattributed,
+        logs=logs,
+        runs=runs,
+        entry=info,
+        latest=(result.id, 1, 2),
     )
 
 
@@ -219,18 +268,19 @@ def test_whole_worker_killed_with_acks_late_keeps_both_deliveries_logs(
     assert info.complete is True and info.task_state == "SUCCESS"
     assert info.redelivery_of == first
     rows = settled_rows(successor, result.id, 2)
-    assert [(r["delivery"], r["state"], r["key"]) for r in rows] == [
+    assert columns(rows, "delivery", "state", "key") == [
         (1, "lost", first),
         (2, "succeeded", second),
     ]
     assert rows[1]["redelivery_of"] == first
-    stored, misattributed = outcome(logs, runs, info, (result.id, 1, 2))
-    record_fault(
+    record_outcome(
+        record_fault,
         "Whole worker killed with `acks_late`; the message comes back to the next worker",
         state_kept=result.state == "SUCCESS",
-        logs_expected=len(runs),
-        logs_stored=stored,
-        logs_misattributed=misattributed,
+        logs=logs,
+        runs=runs,
+        entry=info,
+        latest=(result.id, 1, 2),
     )
 
 
@@ -259,19 +309,11 @@ def test_lost_attempt_recovered_after_its_retry_does_not_replace_the_retrys_entr
     # succeeds.
     meta = wait_for(lambda: succeeded(worker, result.id), 120, "attempt 2 to succeed")
     assert meta["result"] == 2
-    published = log_info(result, wait=60)
-    assert published is not None and published.stored and published.attempt == 2, published
-    # What this test is about: attempt 1's log was still on its way when attempt 2's
-    # entry was published.
-    assert not has_object(s3_endpoint, first), "attempt 1 was stored before attempt 2"
-    wait_for(lambda: has_object(s3_endpoint, first), 120, "attempt 1's recovered log")
-    assert wait_for(lambda: spool_contents(worker) == [], 60, "the spool to empty")
-
-    info = log_info(result, wait=30)
-    assert info is not None, "no parselog entry"
+    info, seen = after_the_late_upload(worker, result, s3_endpoint, first, latest=2)
     logs = stored_logs(s3_endpoint, 82, result.id)
     runs = {first: attempt_line(1, 82), second: attempt_line(2, 82)}
     assert (info.key, info.attempt) == (second, 2)
+    assert seen == {2}, f"log_info() named attempts {sorted(seen)} while attempt 1 uploaded"
     assert info.delivery == 1
     assert info.complete is True and info.task_state == "SUCCESS"
     assert info.earlier_keys == (first,)
@@ -281,17 +323,18 @@ def test_lost_attempt_recovered_after_its_retry_does_not_replace_the_retrys_entr
     assert len(logs[first]) == 1 + BULK_LINES + 1
     assert logs[second][0] == attempt_line(2, 82)
     rows = settled_rows(worker, result.id, 2)
-    assert [(r["attempt"], r["state"], r["key"]) for r in rows] == [
+    assert columns(rows, "attempt", "state", "key") == [
         (1, "lost", first),
         (2, "succeeded", second),
     ]
-    stored, misattributed = outcome(logs, runs, info, (result.id, 2, 1))
-    record_fault(
+    record_outcome(
+        record_fault,
         "Child killed with `retry_on_worker_lost`; attempt 1's log recovered after attempt 2 ended",
         state_kept=result.state == "SUCCESS",
-        logs_expected=len(runs),
-        logs_stored=stored,
-        logs_misattributed=misattributed,
+        logs=logs,
+        runs=runs,
+        entry=info,
+        latest=(result.id, 2, 1),
     )
 
 
@@ -308,24 +351,7 @@ def test_entry_converges_on_the_latest_attempt_whatever_order_uploads_finish_in(
     keys = [key_of(83, result.id, attempt) for attempt in (1, 2, 3)]
 
     assert result.get(timeout=120) == 3
-    published = log_info(result, wait=60)
-    assert published is not None and published.stored and published.attempt == 3, published
-    # What this test is about: attempt 1's upload was still going on when attempt 3's
-    # entry was published.
-    assert not has_object(s3_endpoint, keys[0]), "attempt 1 was stored before attempt 3"
-    seen: set[int] = set()
-
-    def first_stored() -> bool:
-        entry = log_info(result)
-        if entry is not None:
-            seen.add(entry.attempt)
-        return has_object(s3_endpoint, keys[0])
-
-    wait_for(first_stored, 120, "attempt 1's log")
-    assert wait_for(lambda: spool_contents(worker) == [], 60, "the spool to empty")
-
-    info = log_info(result, wait=30)
-    assert info is not None, "no parselog entry"
+    info, seen = after_the_late_upload(worker, result, s3_endpoint, keys[0], latest=3)
     logs = stored_logs(s3_endpoint, 83, result.id)
     runs = {key: attempt_line(attempt, 83) for attempt, key in enumerate(keys, start=1)}
     assert (info.key, info.attempt) == (keys[2], 3)
@@ -335,16 +361,17 @@ def test_entry_converges_on_the_latest_attempt_whatever_order_uploads_finish_in(
     assert sorted(logs) == sorted(keys), sorted(logs)
     assert [logs[key][0] for key in keys] == [attempt_line(n, 83) for n in (1, 2, 3)]
     rows = settled_rows(worker, result.id, 3)
-    assert [(r["attempt"], r["state"], r["key"]) for r in rows] == [
+    assert columns(rows, "attempt", "state", "key") == [
         (1, "retried", keys[0]),
         (2, "retried", keys[1]),
         (3, "succeeded", keys[2]),
     ]
-    stored, misattributed = outcome(logs, runs, info, (result.id, 3, 1))
-    record_fault(
+    record_outcome(
+        record_fault,
         "Retries under a threads pool of 4 on a slow link; attempt 1's upload ends last",
         state_kept=result.state == "SUCCESS",
-        logs_expected=len(runs),
-        logs_stored=stored,
-        logs_misattributed=misattributed,
+        logs=logs,
+        runs=runs,
+        entry=info,
+        latest=(result.id, 3, 1),
     )
