@@ -149,27 +149,26 @@ def run(ctx: Context) -> PartResult:
         raise RuntimeError("B2 needs the S3 server and the PostgreSQL server")
     sizes = ctx.sizes
     folder = ctx.work / "b2"
-    app = client(ctx)
-    workers = start_workers(ctx, app, [variant.spec for variant in VARIANTS], folder)
-    try:
-        runner = _Runner(ctx, app, ctx.s3, folder / "gates")
-        by_name = dict(zip((variant.name for variant in VARIANTS), workers, strict=True))
-        warmup = {
-            variant.name: runner.batch(by_name[variant.name], variant, WARMUP_TASKS)
-            for variant in VARIANTS
-        }
-        per_batch = max(2, sizes.b2_tasks // sizes.b2_rounds)
-        rounds: list[dict[str, Any]] = []
-        for number in range(sizes.b2_rounds):
-            rounds.append(
-                {
-                    variant.name: runner.batch(by_name[variant.name], variant, per_batch)
-                    for variant in rotated(VARIANTS, number)
-                }
-            )
-    finally:
-        stop_workers(workers)
-        app.close()
+    with client(ctx) as app:
+        workers = start_workers(ctx, app, [variant.spec for variant in VARIANTS], folder)
+        try:
+            runner = _Runner(ctx, app, ctx.s3, folder / "gates")
+            by_name = dict(zip((variant.name for variant in VARIANTS), workers, strict=True))
+            warmup = {
+                variant.name: runner.batch(by_name[variant.name], variant, WARMUP_TASKS)
+                for variant in VARIANTS
+            }
+            per_batch = max(2, sizes.b2_tasks // sizes.b2_rounds)
+            rounds: list[dict[str, Any]] = []
+            for number in range(sizes.b2_rounds):
+                rounds.append(
+                    {
+                        variant.name: runner.batch(by_name[variant.name], variant, per_batch)
+                        for variant in rotated(VARIANTS, number)
+                    }
+                )
+        finally:
+            stop_workers(workers)
     raw = {"warmup": warmup, "rounds": rounds, "tasks_per_batch": per_batch}
     outcomes = _outcomes(rounds, per_batch, warmup)
     method = (

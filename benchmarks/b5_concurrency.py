@@ -113,31 +113,30 @@ def run(ctx: Context) -> PartResult:
         raise RuntimeError("B5 needs the S3 server")
     s3 = ctx.s3.client()
     sizes = ctx.sizes
-    app = client(ctx)
-    workers = start_workers(ctx, app, [variant.spec for variant in VARIANTS], ctx.work / "b5")
-    raw: dict[str, Any] = {}
-    try:
-        for variant, worker in zip(VARIANTS, workers, strict=True):
-            first = 100_000 * (VARIANTS.index(variant) + 1)
-            results = [
-                worker.send(app, variant.task, first + number, sizes.b5_steps, PAUSE)
-                for number in range(sizes.b5_tasks)
-            ]
-            totals = {"wrong": 0, "own": 0, "missing": 0, "duplicated": 0}
-            for result in results:
-                value = worker.wait(result)
-                text = _read_log(ctx, s3, variant, result, value)
-                counts = check(int(value["file"]), text, sizes.b5_steps, variant.sources)
-                for name, count in counts.items():
-                    totals[name] += count
-            raw[variant.name] = {
-                **totals,
-                "tasks": sizes.b5_tasks,
-                "expected_per_task": sizes.b5_steps * len(variant.sources),
-            }
-    finally:
-        stop_workers(workers)
-        app.close()
+    with client(ctx) as app:
+        workers = start_workers(ctx, app, [variant.spec for variant in VARIANTS], ctx.work / "b5")
+        raw: dict[str, Any] = {}
+        try:
+            for variant, worker in zip(VARIANTS, workers, strict=True):
+                first = 100_000 * (VARIANTS.index(variant) + 1)
+                results = [
+                    worker.send(app, variant.task, first + number, sizes.b5_steps, PAUSE)
+                    for number in range(sizes.b5_tasks)
+                ]
+                totals = {"wrong": 0, "own": 0, "missing": 0, "duplicated": 0}
+                for result in results:
+                    value = worker.wait(result)
+                    text = _read_log(ctx, s3, variant, result, value)
+                    counts = check(int(value["file"]), text, sizes.b5_steps, variant.sources)
+                    for name, count in counts.items():
+                        totals[name] += count
+                raw[variant.name] = {
+                    **totals,
+                    "tasks": sizes.b5_tasks,
+                    "expected_per_task": sizes.b5_steps * len(variant.sources),
+                }
+        finally:
+            stop_workers(workers)
     capture = raw["capture"]
 
     def summary(name: str) -> str:

@@ -47,6 +47,18 @@ def storage_uploader(storage: Any) -> Uploader:
     return upload
 
 
+def _deliver(
+    path: Path, key: str, upload: Uploader | None, stored: Callable[[str], None] | None
+) -> None:
+    """What both designs do with a run's closed file: upload it, delete it, report where."""
+    if upload is None:
+        return
+    uri = upload(path, key)
+    path.unlink(missing_ok=True)
+    if stored is not None:
+        stored(uri)
+
+
 def _stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
 
@@ -79,11 +91,7 @@ def per_run_logger(
     finally:
         run_logger.removeHandler(handler)
         handler.close()
-        if upload is not None:
-            uri = upload(path, key)
-            path.unlink(missing_ok=True)
-            if stored is not None:
-                stored(uri)
+        _deliver(path, key, upload, stored)
 
 
 class GlobalHandlerSwap:
@@ -131,8 +139,4 @@ class GlobalHandlerSwap:
             yield key
         finally:
             handler.close()
-            if upload is not None:
-                uri = upload(path, key)
-                path.unlink(missing_ok=True)
-                if stored is not None:
-                    stored(uri)
+            _deliver(path, key, upload, stored)

@@ -6,12 +6,14 @@ saves start-up time) while only one is given work at a time.
 
 from __future__ import annotations
 
+import gc
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,8 +65,27 @@ class BenchWorker:
         return result.get(timeout=10)
 
 
-def client(ctx: Context) -> Celery:
-    return Celery("bench-client", broker=ctx.redis_url, backend=ctx.redis_url, set_as_current=False)
+@contextmanager
+def client(ctx: Context) -> Iterator[Celery]:
+    """A client app that feeds the workers, with Python's cycle collector paused meanwhile.
+
+    An ``AsyncResult`` unsubscribes from Redis in ``__del__``. When the cycle collector
+    frees one in the middle of another Redis command (any allocation can start a
+    collection), that unsubscribe re-enters the same pub/sub connection and, on
+    Celery 5.3, waits for ever: the smoke run hung there. With the collector paused,
+    results are freed only where the part drops them, and the rest in one collection
+    here, while Redis is still up.
+    """
+    app = Celery("bench-client", broker=ctx.redis_url, backend=ctx.redis_url, set_as_current=False)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield app
+    finally:
+        gc.collect()
+        if collecting:
+            gc.enable()
+        app.close()
 
 
 def start_workers(

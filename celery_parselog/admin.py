@@ -107,43 +107,51 @@ def _short_value(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-class HasErrorsFilter(admin.SimpleListFilter):
+class _YesNoFilter(admin.SimpleListFilter):
+    """A filter of two choices, ``yes`` and ``no``: a subclass labels them and narrows the
+    list for either; any other value in the query string leaves the list whole."""
+
+    labels: tuple[tuple[str, str], tuple[str, str]]
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return list(self.labels)
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[TaskLog]
+    ) -> QuerySet[TaskLog] | None:
+        if self.value() not in ("yes", "no"):
+            return queryset
+        return self.narrow(queryset, yes=self.value() == "yes")
+
+    def narrow(self, queryset: QuerySet[TaskLog], *, yes: bool) -> QuerySet[TaskLog]:
+        raise NotImplementedError
+
+
+class HasErrorsFilter(_YesNoFilter):
     """Runs that logged an ERROR or CRITICAL record, or none."""
 
     title = "errors"
     parameter_name = "errors"
+    labels = (("yes", "has errors"), ("no", "no errors"))
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "has errors"), ("no", "no errors")]
-
-    def queryset(
-        self, request: HttpRequest, queryset: QuerySet[TaskLog]
-    ) -> QuerySet[TaskLog] | None:
+    def narrow(self, queryset: QuerySet[TaskLog], *, yes: bool) -> QuerySet[TaskLog]:
         with_errors = TaskLog.objects.with_errors().values("pk")
-        chosen: QuerySet[TaskLog] = queryset
-        if self.value() == "yes":
-            chosen = queryset.filter(pk__in=with_errors)
-        elif self.value() == "no":
-            chosen = queryset.exclude(pk__in=with_errors)
-        return chosen
+        narrowed: QuerySet[TaskLog] = (
+            queryset.filter(pk__in=with_errors) if yes else queryset.exclude(pk__in=with_errors)
+        )
+        return narrowed
 
 
-class IncompleteFilter(admin.SimpleListFilter):
+class IncompleteFilter(_YesNoFilter):
     """Logs that do not reach their run's end (worker lost, run interrupted, disk full)."""
 
     title = "log complete"
     parameter_name = "complete"
+    labels = (("no", "incomplete"), ("yes", "complete"))
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("no", "incomplete"), ("yes", "complete")]
-
-    def queryset(
-        self, request: HttpRequest, queryset: QuerySet[TaskLog]
-    ) -> QuerySet[TaskLog] | None:
-        chosen: QuerySet[TaskLog] = queryset
-        if self.value() in ("no", "yes"):
-            chosen = queryset.filter(complete=self.value() == "yes")
-        return chosen
+    def narrow(self, queryset: QuerySet[TaskLog], *, yes: bool) -> QuerySet[TaskLog]:
+        narrowed: QuerySet[TaskLog] = queryset.filter(complete=yes)
+        return narrowed
 
 
 @admin.register(TaskLog)

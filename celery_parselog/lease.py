@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
@@ -106,17 +107,18 @@ class LeaseKeeper(threading.Thread):
     a large orphan with retries) can delay a renewal past the lease.
     """
 
-    def __init__(self, worker: str, lease: Lease) -> None:
+    def __init__(self, worker: str, lease: Lease, renew: Callable[[str], object]) -> None:
+        """``renew(worker)`` renews the rows' leases (the records layer's, handed in so
+        that this module, which the records layer reads the identity from, imports none)."""
         super().__init__(name="celery-parselog-lease", daemon=True)
         self.worker = worker
         self.lease = lease
+        self._renew = renew
         self._stopped = threading.Event()
 
     def run(self) -> None:
-        from celery_parselog.records import renew_leases
-
         while not self._stopped.wait(self.lease.renew_every):
-            renew_leases(self.worker)
+            self._renew(self.worker)
 
     def stop(self) -> None:
         self._stopped.set()

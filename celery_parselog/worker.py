@@ -123,7 +123,7 @@ def start_recovery(backend: Any) -> RecoverySweeper | None:
     config = _receivers.config
     worker, timing = lease.identity(), lease.Lease.current()
     if worker:
-        _keeper = lease.LeaseKeeper(worker, timing)
+        _keeper = lease.LeaseKeeper(worker, timing, records.renew_leases)
         _keeper.start()
 
     def look_for_lost() -> object:

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.child import run_python
 from tests.servers import redis_server
 
 pytestmark = pytest.mark.e2e
-
-REPO = Path(__file__).resolve().parents[2]
 
 _CHILD = """
 import json, sys
@@ -38,21 +34,14 @@ def test_a_task_run_in_process_closes_the_database_connection_like_a_worker(
     connection open before a task is closed around it, so each task pays for a new one
     as it does in a real worker."""
     with redis_server() as url:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "BENCH_"))}
-        env.update(
-            PYTHONPATH=str(REPO),
+        completed = run_python(
+            "-c",
+            _CHILD,
+            str(tmp_path),
+            timeout=120,
             BENCH_REDIS_URL=url,
             BENCH_DB=str(tmp_path / "db.sqlite3"),
             AWS_CONFIG_FILE=str(tmp_path / "missing"),
-        )
-        completed = subprocess.run(
-            [sys.executable, "-c", _CHILD, str(tmp_path)],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
         )
     assert completed.returncode == 0, completed.stderr[-3000:]
     report = json.loads(completed.stdout.strip().splitlines()[-1])

@@ -7,35 +7,23 @@ a shared machine prove nothing at this size, and targets are judged on full runs
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from benchmarks.report import CATALOG, PARTS, ROW_IDS
 from benchmarks.sizes import MODES
+from tests.child import run_python
 
 pytestmark = pytest.mark.e2e
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_smoke_run_writes_json_and_markdown_with_every_row(tmp_path: Path) -> None:
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed; the benchmarks need it")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
-    env["PYTHONPATH"] = str(REPO)
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "run", "--smoke", "--out", str(tmp_path)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    completed = run_python(
+        "-m", "benchmarks", "run", "--smoke", "--out", str(tmp_path), timeout=600
     )
     assert completed.returncode == 0, completed.stderr[-5000:]
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from celery import Celery
 from celery.result import AsyncResult
+from moto.server import ThreadedMotoServer
 
 from celery_parselog import LogInfo
 from tests.servers import (
@@ -38,6 +39,7 @@ __all__ = [
     "BUCKET",
     "REPO",
     "RecordFault",
+    "StoppableS3",
     "Worker",
     "free_port",
     "object_lines",
@@ -75,6 +77,34 @@ def s3_endpoint(_s3_server: str) -> str:
     if BUCKET not in {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}:
         client.create_bucket(Bucket=BUCKET)
     return _s3_server
+
+
+class StoppableS3:
+    """moto's S3 server on a fixed port that a test can take down and bring back."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._server: ThreadedMotoServer | None = None
+
+    def start(self) -> None:
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port)
+        self._server.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+@pytest.fixture
+def stoppable_s3() -> Iterator[StoppableS3]:
+    """An S3 server of the test's own, with the test bucket, for a test to make an outage."""
+    server = StoppableS3()
+    server.start()
+    s3_client(server.endpoint).create_bucket(Bucket=BUCKET)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -287,6 +317,15 @@ def record_fault() -> RecordFault:
 def wrong_run(info: LogInfo, task_id: str, attempt: int, delivery: int = 1) -> int:
     """1 when a stored log's entry names another run than the one that wrote it, else 0."""
     return int((info.task_id, info.attempt, info.delivery) != (task_id, attempt, delivery))
+
+
+def one_log(info: LogInfo, task_id: str, attempt: int = 1) -> dict[str, int]:
+    """``record_fault``'s counts for a fault whose run leaves one log, the one ``info`` names."""
+    return {
+        "logs_expected": 1,
+        "logs_stored": int(info.stored),
+        "logs_misattributed": wrong_run(info, task_id, attempt),
+    }
 
 
 def reliability_table(outcomes: list[FaultOutcome]) -> str:

@@ -10,20 +10,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from celery.result import AsyncResult
-from moto.server import ThreadedMotoServer
 
 from celery_parselog import LogInfo, log_info
 from tests.e2e.conftest import (
     BUCKET,
     REPO,
     RecordFault,
-    free_port,
+    StoppableS3,
     running_pid,
     s3_client,
     spool_contents,
@@ -35,33 +33,6 @@ from tests.notes import INCOMPLETE_TRAILER
 
 SLOW = "tests.e2e.proj.tasks.slow_parse"
 PARSE = "tests.e2e.proj.tasks.parse"
-
-
-class StoppableS3:
-    """moto's S3 server on a fixed port that a test can take down and bring back."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self._server: ThreadedMotoServer | None = None
-
-    def start(self) -> None:
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port)
-        self._server.start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-
-@pytest.fixture
-def stoppable_s3() -> Iterator[StoppableS3]:
-    server = StoppableS3()
-    server.start()
-    s3_client(server.endpoint).create_bucket(Bucket=BUCKET)
-    yield server
-    server.stop()
 
 
 def stored_info(result: AsyncResult[Any], timeout: float = 60) -> LogInfo:

@@ -4,7 +4,6 @@ control, to store a log whose upload failed while S3 was down."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
@@ -16,19 +15,9 @@ from django.urls import reverse
 
 from celery_parselog import log_info
 from celery_parselog.admin import TaskLogAdmin
-from tests.e2e.conftest import BUCKET, s3_client, spool_contents, wait_for
-from tests.e2e.test_nothing_lost import PARSE, StoppableS3
+from tests.e2e.conftest import BUCKET, StoppableS3, s3_client, spool_contents, wait_for
+from tests.e2e.test_nothing_lost import PARSE
 from tests.unit.runs import final_entry, pending_entry, record_finished, record_started
-
-
-@pytest.fixture
-def stoppable_s3() -> Iterator[StoppableS3]:
-    """moto's S3 server on a port of its own, which the test takes down and brings back."""
-    server = StoppableS3()
-    server.start()
-    s3_client(server.endpoint).create_bucket(Bucket=BUCKET)
-    yield server
-    server.stop()
 
 
 @pytest.mark.e2e

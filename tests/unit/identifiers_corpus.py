@@ -22,9 +22,16 @@ import string
 import sys
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
-from tests.unit.redaction_corpus import SEED, ExcInfo, LineFormatter, SensitiveLine
+from tests.unit.redaction_corpus import (
+    SEED,
+    ExcInfo,
+    LineFormatter,
+    SensitiveLine,
+    random_moment,
+    random_stamp,
+)
 
 __all__ = [
     "encrypt_ssn",
@@ -271,15 +278,7 @@ def identifier_lines(count: int = 2000, seed: int = SEED) -> list[SensitiveLine]
     rng = random.Random(seed)
     people = _People(rng)
     lines = LineFormatter(rng)
-    makers = _identifier_makers(people)
-    made: list[SensitiveLine] = []
-    for index in range(count):
-        msg, args, error, extra, values = makers[index % len(makers)]()
-        as_json = rng.random() < 1 / 3
-        exc = _raised(error) if error is not None else None
-        text = lines.format(msg, args, exc=exc, extra=extra, as_json=as_json)
-        made.append(SensitiveLine(text, tuple(("identifiers", v) for v in values), as_json))
-    return made
+    return lines.lines_of(_identifier_makers(people), count, _raised, kind="identifiers")
 
 
 # -- Clean operational lines -------------------------------------------------------------
@@ -295,22 +294,8 @@ def _operational_makers(rng: random.Random) -> list[Callable[[], tuple[str, tupl
     def month() -> str:
         return f"{rng.randint(2019, 2024)}{rng.randint(1, 12):02d}"
 
-    def moment() -> datetime:
-        return datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(
-            seconds=rng.randint(0, 365 * 86400), microseconds=rng.randint(0, 999999)
-        )
-
     def timestamp() -> str:
-        when = moment()
-        return rng.choice(
-            [
-                when.isoformat(),
-                when.isoformat(timespec="milliseconds"),
-                when.strftime("%Y-%m-%d %H:%M:%S,%f")[:-3],
-                when.strftime("%Y%m%dT%H%M%SZ"),
-                when.strftime("%m/%d/%Y %H:%M:%S"),
-            ]
-        )
+        return random_stamp(rng, "%Y%m%dT%H%M%SZ", "%m/%d/%Y %H:%M:%S")
 
     def file_name() -> str:
         return rng.choice(
@@ -324,7 +309,7 @@ def _operational_makers(rng: random.Random) -> list[Callable[[], tuple[str, tupl
         )
 
     def key() -> str:
-        when = moment()
+        when = random_moment(rng)
         return f"parselog/proj.parse/{when:%Y/%m/%d}/{task_id()}-{rng.randint(1, 3)}.log.gz"
 
     def short() -> int:
@@ -387,19 +372,6 @@ def operational_lines(count: int = 5000, seed: int = SEED) -> list[str]:
     """
     rng = random.Random(seed + 1)
     lines = LineFormatter(rng)
-    makers = _operational_makers(rng)
-    made: list[str] = []
-    for index in range(count):
-        msg, args = makers[index % len(makers)]()
-        exc = (
-            _raised(ValueError(f"cannot parse row {rng.randint(1, 99999)}"))
-            if index % 17 == 0
-            else None
-        )
-        extra: dict[str, object] = (
-            {"data_file_id": rng.randint(1, 10**6), "attempt": rng.randint(1, 3)}
-            if index % 5 == 0
-            else {}
-        )
-        made.append(lines.format(msg, args, exc=exc, extra=extra, as_json=rng.random() < 0.25))
-    return made
+    return lines.clean_lines_of(
+        _operational_makers(rng), count, lambda row: _raised(ValueError(row))
+    )

@@ -21,10 +21,11 @@ import random
 import string
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
+from typing import Any
 
 from celery_parselog.formatting import build_formatter
 
@@ -237,6 +238,22 @@ def raised(message: str) -> ExcInfo:
     raise AssertionError("unreachable")
 
 
+def random_moment(rng: random.Random) -> datetime:
+    """A moment in 2024, to the microsecond."""
+    return datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(
+        seconds=rng.randint(0, 365 * 86400), microseconds=rng.randint(0, 999999)
+    )
+
+
+def random_stamp(rng: random.Random, *formats: str) -> str:
+    """A moment in 2024 as logs write times: ISO 8601 to the microsecond or millisecond,
+    logging's asctime, or one of the strftime ``formats``."""
+    moment = random_moment(rng)
+    written = [moment.isoformat(), moment.isoformat(timespec="milliseconds")]
+    written.append(moment.strftime("%Y-%m-%d %H:%M:%S,%f")[:-3])
+    return rng.choice([*written, *(moment.strftime(form) for form in formats)])
+
+
 class LineFormatter:
     """Formats records with the package's text or JSON formatter, at advancing times."""
 
@@ -266,6 +283,50 @@ class LineFormatter:
         for name, value in (extra or {}).items():
             setattr(record, name, value)
         return (self.json if as_json else self.text).format(record)
+
+    def lines_of(
+        self,
+        makers: Sequence[Callable[[], tuple[str, tuple[object, ...], Any, Any, Any]]],
+        count: int,
+        raise_error: Callable[[Any], ExcInfo],
+        kind: str | None = None,
+    ) -> list[SensitiveLine]:
+        """``count`` lines from ``makers`` in turn, a third of them JSON.
+
+        A maker gives (message, args, what ``raise_error`` raises or None, extra, values);
+        the values are (built-in, value) pairs, or bare values all of built-in ``kind``.
+        """
+        made: list[SensitiveLine] = []
+        for index in range(count):
+            msg, args, error, extra, values = makers[index % len(makers)]()
+            as_json = self.rng.random() < 1 / 3
+            exc = raise_error(error) if error is not None else None
+            text = self.format(msg, args, exc=exc, extra=extra, as_json=as_json)
+            found = tuple((kind, v) for v in values) if kind else tuple(values)
+            made.append(SensitiveLine(text, found, as_json))
+        return made
+
+    def clean_lines_of(
+        self,
+        makers: Sequence[Callable[[], tuple[str, tuple[object, ...]]]],
+        count: int,
+        raise_error: Callable[[str], ExcInfo],
+    ) -> list[str]:
+        """``count`` lines from ``makers`` in turn, a quarter of them JSON; one in five has
+        extra fields and one in seventeen the traceback ``raise_error`` makes of a bad row."""
+        made: list[str] = []
+        for index in range(count):
+            msg, args = makers[index % len(makers)]()
+            row = f"cannot parse row {self.rng.randint(1, 99999)}" if index % 17 == 0 else None
+            extra: dict[str, object] = (
+                {"data_file_id": self.rng.randint(1, 10**6), "attempt": self.rng.randint(1, 3)}
+                if index % 5 == 0
+                else {}
+            )
+            exc = raise_error(row) if row is not None else None
+            as_json = self.rng.random() < 0.25
+            made.append(self.format(msg, args, exc=exc, extra=extra, as_json=as_json))
+        return made
 
 
 # -- Lines with sensitive values ---------------------------------------------------------
@@ -377,16 +438,7 @@ def sensitive_lines(count: int = 2000, seed: int = SEED) -> list[SensitiveLine]:
     """``count`` lines, a third of them JSON, each holding one or more sensitive values."""
     rng = random.Random(seed)
     values = _Values(rng)
-    lines = LineFormatter(rng)
-    makers = _makers(values)
-    made: list[SensitiveLine] = []
-    for index in range(count):
-        msg, args, exc_message, extra, found = makers[index % len(makers)]()
-        as_json = rng.random() < 1 / 3
-        exc = raised(exc_message) if exc_message is not None else None
-        text = lines.format(msg, args, exc=exc, extra=extra, as_json=as_json)
-        made.append(SensitiveLine(text, tuple(found), as_json))
-    return made
+    return LineFormatter(rng).lines_of(_makers(values), count, raised)
 
 
 # -- Clean lines ------------------------------------------------------------------------
@@ -418,19 +470,7 @@ def _clean_makers(rng: random.Random) -> list[Callable[[], tuple[str, tuple[obje
         )
 
     def when() -> str:
-        moment = datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(
-            seconds=rng.randint(0, 365 * 86400), microseconds=rng.randint(0, 999999)
-        )
-        return rng.choice(
-            [
-                moment.isoformat(),
-                moment.isoformat(timespec="milliseconds"),
-                moment.strftime("%Y-%m-%d %H:%M:%S,%f")[:-3],
-                moment.strftime("%Y-%m-%d"),
-                moment.strftime("%d/%m/%Y %H:%M"),
-                moment.strftime("%Y%m%dT%H%M%SZ"),
-            ]
-        )
+        return random_stamp(rng, "%Y-%m-%d", "%d/%m/%Y %H:%M", "%Y%m%dT%H%M%SZ")
 
     def amount() -> str:
         value = rng.randint(0, 99_999_999) + rng.randint(0, 99) / 100
@@ -553,15 +593,4 @@ def clean_lines(count: int = 5000, seed: int = SEED) -> list[str]:
     """
     rng = random.Random(seed)
     lines = LineFormatter(rng)
-    makers = _clean_makers(rng)
-    made: list[str] = []
-    for index in range(count):
-        msg, args = makers[index % len(makers)]()
-        exc = raised(f"cannot parse row {rng.randint(1, 99999)}") if index % 17 == 0 else None
-        extra: dict[str, object] = (
-            {"data_file_id": rng.randint(1, 10**6), "attempt": rng.randint(1, 3)}
-            if index % 5 == 0
-            else {}
-        )
-        made.append(lines.format(msg, args, exc=exc, extra=extra, as_json=rng.random() < 0.25))
-    return made
+    return lines.clean_lines_of(_clean_makers(rng), count, raised)

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from unittest import mock
 
 from django.conf import settings
@@ -23,6 +23,11 @@ from celery_parselog.entry import RunEntry
 from celery_parselog.models import TaskLog
 
 BASE_TIME = datetime(2026, 11, 29, 19, 52, 10, 417000, tzinfo=timezone.utc)
+
+# Task ids of the runs the records, admin and comparison tests make.
+A_ID = "11111111-2222-4333-8444-555555555555"
+B_ID = "66666666-7777-4888-9999-aaaaaaaaaaaa"
+C_ID = "bbbbbbbb-cccc-4ddd-8eee-ffffffffffff"
 
 
 def iso(moment: datetime) -> str:
@@ -101,6 +106,39 @@ def record_recovered(entry: Mapping[str, Any]) -> TaskLog | None:
     return records.record_recovered(
         RunEntry.from_wire(entry), hostname=str(entry.get("hostname") or "")
     )
+
+
+def failed_run(
+    task_id: str, *, hostname: str = "h", started: datetime = BASE_TIME, error: str = "S3 down"
+) -> TaskLog:
+    """A run recorded through records.py whose upload failed with ``error``: nothing stored."""
+    start = pending_entry(task_id, started=started)
+    record_started(start, hostname=hostname, arguments={}, args=[], kwargs={})
+    entry = final_entry(task_id, started=started, status="failed", error=error)
+    row = record_finished(entry, first_error=None)
+    assert row is not None
+    return row
+
+
+def new_id() -> str:
+    """A fresh task id (the in-memory result cache is shared by the whole session)."""
+    return str(uuid.uuid4())
+
+
+def stored_bytes(key: str) -> bytes:
+    """The object stored under ``key`` in the default storage."""
+    stream: IO[bytes]
+    with storages["default"].open(key, "rb") as stream:
+        return stream.read()
+
+
+def stored_lines(key: str) -> list[str]:
+    """The lines of the log stored under ``key`` in the default storage, decompressed when
+    the key ends in .gz."""
+    data = stored_bytes(key)
+    if key.endswith(".gz"):
+        data = gzip.decompress(data)
+    return data.decode("utf-8").splitlines()
 
 
 def store_text(key: str, text: str | bytes, *, alias: str = "default") -> tuple[int, str]:

@@ -22,23 +22,20 @@ from django.urls import reverse
 from celery_parselog import preview as preview_module
 from celery_parselog.models import TaskLog
 from tests.unit.runs import (
+    A_ID,
+    B_ID,
     BASE_TIME,
     BUCKET,
     S3_ALIAS,
     counting_reads,
-    final_entry,
+    failed_run,
     log_lines,
-    pending_entry,
-    record_finished,
-    record_started,
     s3_storage,
     stored_run,
 )
 
 pytestmark = pytest.mark.django_db
 
-A_ID = "11111111-2222-4333-8444-555555555555"
-B_ID = "66666666-7777-4888-9999-aaaaaaaaaaaa"
 CHANGELIST = "admin:celery_parselog_tasklog_changelist"
 
 
@@ -202,11 +199,7 @@ def test_detail_page_never_reads_past_the_bound(viewer: Client) -> None:
 
 def test_a_failed_upload_has_no_preview_or_download(viewer: Client) -> None:
     """A run whose upload failed says so, with no download link."""
-    record_started(
-        pending_entry(A_ID), task_name="tests.parse", hostname="h", arguments={}, args=[], kwargs={}
-    )
-    row = record_finished(final_entry(A_ID, status="failed", error="S3 down"), first_error=None)
-    assert row is not None
+    row = failed_run(A_ID)
     content = viewer.get(pages(row)["detail"]).content.decode()
     assert "its upload failed" in content
     assert pages(row)["download"] not in content
@@ -479,16 +472,7 @@ def test_links_out_to_the_subject_and_flower(run: TaskLog, viewer: Client) -> No
 
 def test_a_failed_upload_shows_host_spool_and_store_now(viewer: Client, settings: Any) -> None:
     """A log not stored yet names its host and spool folder, and offers “Store now”."""
-    record_started(
-        pending_entry(A_ID),
-        task_name="tests.parse",
-        hostname="parse-host-3",
-        arguments={},
-        args=[],
-        kwargs={},
-    )
-    row = record_finished(final_entry(A_ID, status="failed", error="S3 down"), first_error=None)
-    assert row is not None
+    row = failed_run(A_ID, hostname="parse-host-3")
     content = viewer.get(pages(row)["detail"]).content.decode()
     assert "<code>parse-host-3</code>" in content
     assert f"<code>{settings.CELERY_PARSELOG_SPOOL_DIR}</code>" in content
@@ -510,19 +494,24 @@ def _long_run() -> TaskLog:
     return stored_run(text, task_id=A_ID)
 
 
+def whole_log(viewer: Client, row: TaskLog, query: dict[str, str] | None = None) -> str:
+    """The text of ``row``'s whole-log page for ``query``."""
+    url = reverse("admin:celery_parselog_tasklog_log", args=[row.pk])
+    return viewer.get(url, query or {}).content.decode()
+
+
 def test_whole_log_page_pages_with_stable_line_numbers(viewer: Client) -> None:
     """The log page shows 500 lines a page, anchored by their line numbers, with links to
     the next and previous pages."""
     row = _long_run()
-    url = reverse("admin:celery_parselog_tasklog_log", args=[row.pk])
-    first = viewer.get(url).content.decode()
+    first = whole_log(viewer, row)
     assert 'id="L1"' in first and 'id="L500"' in first and 'id="L501"' not in first
     assert 'href="?start=501"' in first
-    second = viewer.get(url, {"start": "501"}).content.decode()
+    second = whole_log(viewer, row, {"start": "501"})
     assert 'id="L501"' in second and 'id="L1000"' in second
     assert 'href="?start=1"' in second
     assert 'href="?start=1001"' in second
-    last = viewer.get(url, {"start": "1001"}).content.decode()
+    last = whole_log(viewer, row, {"start": "1001"})
     assert 'id="L1203"' in last and 'class="parselog-next"' not in last
     assert 'class="line traceback" id="L1201"' in last
     assert 'class="line error" id="L1200"' in last
@@ -532,12 +521,11 @@ def test_whole_log_page_filters_by_level_and_searches(viewer: Client) -> None:
     """The level filter keeps records at that level and above with their tracebacks; the
     search keeps matching lines and marks the match; numbers stay the log's own."""
     row = _long_run()
-    url = reverse("admin:celery_parselog_tasklog_log", args=[row.pk])
-    errors = viewer.get(url, {"level": "ERROR"}).content.decode()
+    errors = whole_log(viewer, row, {"level": "ERROR"})
     assert 'id="L100"' in errors and 'id="L1200"' in errors and 'id="L1203"' in errors
     assert 'id="L110"' not in errors and 'id="L1"' not in errors
     assert 'class="line error" id="L100"' in errors
-    found = viewer.get(url, {"q": "RECORD 77 "}).content.decode()
+    found = whole_log(viewer, row, {"q": "RECORD 77 "})
     assert 'id="L77"' in found and 'id="L78"' not in found
     assert "<mark>record 77 </mark>" in found
     assert 'href="?q=RECORD+77+&amp;start=77#L77"' in found

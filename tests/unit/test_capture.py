@@ -2,125 +2,50 @@
 
 from __future__ import annotations
 
-import gzip
 import logging
 import stat
-import sys
 import zlib
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-
-from celery_parselog.capture import RunCapture
-from celery_parselog.formatting import build_formatter
 from celery_parselog.spool import remove_run_files, write_manifest
+from tests.unit.captures import TASK_ID, TASK_NAME, MakeCapture, lines_of, record
 from tests.unit.faults import file_size_limit
 
-TASK_ID = "5b0c7f2e-9d1a-4c3b-8e7f-6a5b4c3d2e1f"
-TASK_NAME = "tests.parse"
-FORMAT = "%(levelname)s %(name)s: %(message)s"
 
-MakeRun = Callable[..., RunCapture]
-
-
-def _everything(name: str) -> bool:
-    """A logger selection that allows every logger."""
-    return True
-
-
-@pytest.fixture
-def spool_dir(tmp_path: Path) -> Path:
-    """A spool folder of this test only."""
-    return tmp_path / "spool"
-
-
-@pytest.fixture
-def make_run(spool_dir: Path) -> Iterator[MakeRun]:
-    """Build RunCaptures in the test's spool folder; close them all afterwards."""
-    made: list[RunCapture] = []
-
-    def make(
-        *,
-        task_id: str = TASK_ID,
-        attempt: int = 1,
-        levelno: int = logging.INFO,
-        compress_level: int = 0,
-        fmt: str = FORMAT,
-        allows_logger: Callable[[str], bool] = _everything,
-    ) -> RunCapture:
-        run = RunCapture(
-            task_id=task_id,
-            task_name=TASK_NAME,
-            attempt=attempt,
-            levelno=levelno,
-            formatter=build_formatter(fmt, task_id=task_id, task_name=TASK_NAME),
-            spool_dir=spool_dir,
-            compress_level=compress_level,
-            allows_logger=allows_logger,
-        )
-        made.append(run)
-        return run
-
-    yield make
-    for run in made:
-        run.release()
-
-
-def record(
-    msg: str,
-    args: tuple[object, ...] | None = None,
-    *,
-    level: int = logging.INFO,
-    name: str = "tests.capture",
-    exc_info: bool = False,
-) -> logging.LogRecord:
-    """A LogRecord as a logger would make it (with the current exception if asked)."""
-    return logging.LogRecord(
-        name, level, __file__, 1, msg, args, sys.exc_info() if exc_info else None
-    )
-
-
-def lines_of(run: RunCapture) -> list[str]:
-    """The lines of a closed run's spool file, decompressed when it is gzip."""
-    data = run.path.read_bytes()
-    if run.path.suffix == ".gz":
-        data = gzip.decompress(data)
-    return data.decode("utf-8").splitlines()
-
-
-def test_spool_file_is_named_after_task_id_and_attempt(make_run: MakeRun, spool_dir: Path) -> None:
+def test_spool_file_is_named_after_task_id_and_attempt(
+    make_capture: MakeCapture, spool_dir: Path
+) -> None:
     """The spool file lives in the spool folder and starts with ``<task id>-<attempt>-``."""
-    run = make_run(attempt=3)
+    run = make_capture(attempt=3)
     assert run.path.parent == spool_dir
     assert run.path.name.startswith(f"{TASK_ID}-3-")
     assert run.path.name.endswith(".log")
     assert run.path.exists()
 
 
-def test_spool_file_of_a_compressed_run_ends_in_log_gz(make_run: MakeRun) -> None:
+def test_spool_file_of_a_compressed_run_ends_in_log_gz(make_capture: MakeCapture) -> None:
     """A compressed run's spool file ends in ``.log.gz``."""
-    run = make_run(compress_level=6)
+    run = make_capture(compress_level=6)
     assert run.path.name.endswith(".log.gz")
 
 
-def test_spool_file_is_private_to_its_owner(make_run: MakeRun) -> None:
+def test_spool_file_is_private_to_its_owner(make_capture: MakeCapture) -> None:
     """The spool file is created with mode 0600."""
-    run = make_run()
+    run = make_capture()
     assert stat.S_IMODE(run.path.stat().st_mode) == 0o600
 
 
-def test_spool_file_name_is_sanitized(make_run: MakeRun, spool_dir: Path) -> None:
+def test_spool_file_name_is_sanitized(make_capture: MakeCapture, spool_dir: Path) -> None:
     """A task id with path characters cannot place the spool file outside the spool folder."""
-    run = make_run(task_id="../../etc/passwd")
+    run = make_capture(task_id="../../etc/passwd")
     assert run.path.resolve().parent == spool_dir.resolve()
     assert run.path.name.startswith("_")
 
 
-def test_two_runs_of_the_same_task_attempt_get_different_files(make_run: MakeRun) -> None:
+def test_two_runs_of_the_same_task_attempt_get_different_files(make_capture: MakeCapture) -> None:
     """Two runs with the same task id and attempt never share or reuse a spool file."""
-    first = make_run()
-    second = make_run()
+    first = make_capture()
+    second = make_capture()
     assert first.path != second.path
     first.emit(record("first run"))
     second.emit(record("second run"))
@@ -130,18 +55,18 @@ def test_two_runs_of_the_same_task_attempt_get_different_files(make_run: MakeRun
     assert lines_of(second) == ["INFO tests.capture: second run"]
 
 
-def test_plain_run_writes_formatted_lines(make_run: MakeRun) -> None:
+def test_plain_run_writes_formatted_lines(make_capture: MakeCapture) -> None:
     """Records are written one formatted line each, in order, uncompressed."""
-    run = make_run()
+    run = make_capture()
     run.emit(record("rows %d", (10,)))
     run.emit(record("done", level=logging.WARNING, name="tests.other"))
     run.release()
     assert run.path.read_bytes() == b"INFO tests.capture: rows 10\nWARNING tests.other: done\n"
 
 
-def test_gzip_run_decompresses_to_the_same_lines(make_run: MakeRun) -> None:
+def test_gzip_run_decompresses_to_the_same_lines(make_capture: MakeCapture) -> None:
     """A compressed run's file is gzip and decompresses to the written lines."""
-    run = make_run(compress_level=9)
+    run = make_capture(compress_level=9)
     for number in range(200):
         run.emit(record("line %d", (number,)))
     run.release()
@@ -150,9 +75,9 @@ def test_gzip_run_decompresses_to_the_same_lines(make_run: MakeRun) -> None:
     assert lines_of(run) == [f"INFO tests.capture: line {n}" for n in range(200)]
 
 
-def test_gzip_run_pushes_bytes_to_disk_before_close(make_run: MakeRun) -> None:
+def test_gzip_run_pushes_bytes_to_disk_before_close(make_capture: MakeCapture) -> None:
     """After sync(), compressed bytes of every record so far are on disk while the run is open."""
-    run = make_run(compress_level=6)
+    run = make_capture(compress_level=6)
     run.emit(record("visible before close"))
     run.sync()
     partial = zlib.decompressobj(wbits=31).decompress(run.path.read_bytes())
@@ -160,9 +85,9 @@ def test_gzip_run_pushes_bytes_to_disk_before_close(make_run: MakeRun) -> None:
     assert not run.closed
 
 
-def test_counts_by_level_name(make_run: MakeRun) -> None:
+def test_counts_by_level_name(make_capture: MakeCapture) -> None:
     """counts holds how many records of each level name were written."""
-    run = make_run(levelno=logging.DEBUG)
+    run = make_capture(levelno=logging.DEBUG)
     run.emit(record("a", level=logging.DEBUG))
     run.emit(record("b"))
     run.emit(record("c"))
@@ -170,9 +95,9 @@ def test_counts_by_level_name(make_run: MakeRun) -> None:
     assert run.counts == {"DEBUG": 1, "INFO": 2, "ERROR": 1}
 
 
-def test_first_error_is_the_first_line_of_the_first_error_record(make_run: MakeRun) -> None:
+def test_first_error_is_the_first_line_of_the_first_error_record(make_capture: MakeCapture) -> None:
     """first_error is the first line of the first record at ERROR or above, and stays."""
-    run = make_run()
+    run = make_capture()
     run.emit(record("only info"))
     assert run.first_error is None
     run.emit(record("bad thing\nsecond line", level=logging.ERROR))
@@ -180,9 +105,9 @@ def test_first_error_is_the_first_line_of_the_first_error_record(make_run: MakeR
     assert run.first_error == "ERROR tests.capture: bad thing"
 
 
-def test_saw_exception_is_set_by_a_record_with_exc_info(make_run: MakeRun) -> None:
+def test_saw_exception_is_set_by_a_record_with_exc_info(make_capture: MakeCapture) -> None:
     """saw_exception becomes true only once a record carrying exc_info is written."""
-    run = make_run()
+    run = make_capture()
     run.emit(record("an error without traceback", level=logging.ERROR))
     assert not run.saw_exception
     try:
@@ -196,9 +121,9 @@ def test_saw_exception_is_set_by_a_record_with_exc_info(make_run: MakeRun) -> No
     assert lines[-1] == "ValueError: boom"
 
 
-def test_write_stream_joins_print_fragments_into_one_line(make_run: MakeRun) -> None:
+def test_write_stream_joins_print_fragments_into_one_line(make_capture: MakeCapture) -> None:
     """The fragments print("rows", 10) writes become the single line "rows 10"."""
-    run = make_run()
+    run = make_capture()
     for fragment in ("rows", " ", "10", "\n"):
         run.write_stream("stdout", fragment)
     assert run.counts == {"INFO": 1}
@@ -206,9 +131,9 @@ def test_write_stream_joins_print_fragments_into_one_line(make_run: MakeRun) -> 
     assert lines_of(run) == ["INFO stdout: rows 10"]
 
 
-def test_write_stream_splits_several_lines_in_one_write(make_run: MakeRun) -> None:
+def test_write_stream_splits_several_lines_in_one_write(make_capture: MakeCapture) -> None:
     """One write holding several lines gives one record per line; the rest waits."""
-    run = make_run()
+    run = make_capture()
     run.write_stream("stdout", "one\ntwo\r\nthree")
     assert run.counts == {"INFO": 2}
     run.write_stream("stdout", " and more\n")
@@ -220,18 +145,18 @@ def test_write_stream_splits_several_lines_in_one_write(make_run: MakeRun) -> No
     ]
 
 
-def test_partial_line_is_flushed_at_close(make_run: MakeRun) -> None:
+def test_partial_line_is_flushed_at_close(make_capture: MakeCapture) -> None:
     """Text without a final newline is written as a line when the run closes."""
-    run = make_run()
+    run = make_capture()
     run.write_stream("stdout", "no newline")
     assert run.counts == {}
     run.release()
     assert lines_of(run) == ["INFO stdout: no newline"]
 
 
-def test_stdout_and_stderr_partial_lines_are_kept_apart(make_run: MakeRun) -> None:
+def test_stdout_and_stderr_partial_lines_are_kept_apart(make_capture: MakeCapture) -> None:
     """Unfinished stdout and stderr text are never joined into one line."""
-    run = make_run()
+    run = make_capture()
     run.write_stream("stdout", "out-")
     run.write_stream("stderr", "err-")
     run.write_stream("stdout", "done\n")
@@ -240,18 +165,18 @@ def test_stdout_and_stderr_partial_lines_are_kept_apart(make_run: MakeRun) -> No
     assert lines_of(run) == ["INFO stdout: out-done", "WARNING stderr: err-done"]
 
 
-def test_stderr_lines_are_warnings(make_run: MakeRun) -> None:
+def test_stderr_lines_are_warnings(make_capture: MakeCapture) -> None:
     """Lines written to stderr are recorded at WARNING by the ``stderr`` logger."""
-    run = make_run()
+    run = make_capture()
     run.write_stream("stderr", "careful\n")
     run.release()
     assert run.counts == {"WARNING": 1}
     assert lines_of(run) == ["WARNING stderr: careful"]
 
 
-def test_stdout_lines_below_the_run_level_are_dropped(make_run: MakeRun) -> None:
+def test_stdout_lines_below_the_run_level_are_dropped(make_capture: MakeCapture) -> None:
     """At level WARNING, stdout lines (INFO) are dropped while stderr lines are kept."""
-    run = make_run(levelno=logging.WARNING)
+    run = make_capture(levelno=logging.WARNING)
     run.write_stream("stdout", "chatter\n")
     run.write_stream("stdout", "unfinished chatter")
     run.write_stream("stderr", "problem\n")
@@ -260,18 +185,18 @@ def test_stdout_lines_below_the_run_level_are_dropped(make_run: MakeRun) -> None
     assert run.counts == {"WARNING": 1}
 
 
-def test_stream_lines_follow_the_logger_selection(make_run: MakeRun) -> None:
+def test_stream_lines_follow_the_logger_selection(make_capture: MakeCapture) -> None:
     """A selection that leaves out ``stdout`` drops printed lines, not stderr ones."""
-    run = make_run(allows_logger=lambda name: name != "stdout")
+    run = make_capture(allows_logger=lambda name: name != "stdout")
     run.write_stream("stdout", "printed\n")
     run.write_stream("stderr", "warned\n")
     run.release()
     assert lines_of(run) == ["WARNING stderr: warned"]
 
 
-def test_lone_surrogates_are_written_as_backslash_escapes(make_run: MakeRun) -> None:
+def test_lone_surrogates_are_written_as_backslash_escapes(make_capture: MakeCapture) -> None:
     """Text that is not valid UTF-8 (a lone surrogate) is escaped instead of failing."""
-    run = make_run()
+    run = make_capture()
     run.emit(record("bad byte \udcff here"))
     run.write_stream("stdout", "printed \udcfe\n")
     run.release()
@@ -280,17 +205,17 @@ def test_lone_surrogates_are_written_as_backslash_escapes(make_run: MakeRun) -> 
     )
 
 
-def test_non_ascii_text_is_written_as_utf8(make_run: MakeRun) -> None:
+def test_non_ascii_text_is_written_as_utf8(make_capture: MakeCapture) -> None:
     """Ordinary non-ASCII text is written as UTF-8, not escaped."""
-    run = make_run()
+    run = make_capture()
     run.emit(record("Ünïcödé ✓"))
     run.release()
     assert run.path.read_bytes() == "INFO tests.capture: Ünïcödé ✓\n".encode()
 
 
-def test_record_that_cannot_be_formatted_is_replaced_by_a_note(make_run: MakeRun) -> None:
+def test_record_that_cannot_be_formatted_is_replaced_by_a_note(make_capture: MakeCapture) -> None:
     """A record whose message formatting raises becomes a note line; nothing is raised."""
-    run = make_run()
+    run = make_capture()
     run.emit(record("%d", ("x",), name="tests.broken", level=logging.WARNING))
     run.emit(record("after"))
     run.release()
@@ -302,9 +227,9 @@ def test_record_that_cannot_be_formatted_is_replaced_by_a_note(make_run: MakeRun
     assert run.counts == {"WARNING": 1, "INFO": 1}
 
 
-def test_emit_exception_writes_the_traceback(make_run: MakeRun) -> None:
+def test_emit_exception_writes_the_traceback(make_capture: MakeCapture) -> None:
     """emit_exception writes an ERROR line naming the task, with the error's traceback."""
-    run = make_run()
+    run = make_capture()
     try:
         raise KeyError("missing")
     except KeyError as error:
@@ -321,18 +246,20 @@ def test_emit_exception_writes_the_traceback(make_run: MakeRun) -> None:
     assert lines[-1] == "KeyError: 'missing'"
 
 
-def test_emit_does_not_raise_when_the_spool_file_cannot_be_written(make_run: MakeRun) -> None:
+def test_emit_does_not_raise_when_the_spool_file_cannot_be_written(
+    make_capture: MakeCapture,
+) -> None:
     """A spool write that fails (file size limit, disk full) is not raised out of emit()."""
-    run = make_run()
+    run = make_capture()
     with file_size_limit(64):
         run.emit(record("x" * 100))  # written in part, up to the limit
         run.emit(record("the next record"))  # nothing more fits: the write fails
     assert run.counts["INFO"] >= 1
 
 
-def test_emits_after_close_are_dropped(make_run: MakeRun) -> None:
+def test_emits_after_close_are_dropped(make_capture: MakeCapture) -> None:
     """Records and stream text arriving after close() are not written nor counted."""
-    run = make_run(compress_level=6)
+    run = make_capture(compress_level=6)
     run.emit(record("before"))
     run.release()
     assert run.closed
@@ -343,10 +270,12 @@ def test_emits_after_close_are_dropped(make_run: MakeRun) -> None:
     assert run.counts == {"INFO": 1}
 
 
-def test_stored_run_leaves_nothing_in_the_spool_folder(make_run: MakeRun, spool_dir: Path) -> None:
+def test_stored_run_leaves_nothing_in_the_spool_folder(
+    make_capture: MakeCapture, spool_dir: Path
+) -> None:
     """Once stored, remove_run_files deletes the spool file and its manifest, and release()
     closes the run; doing either again is harmless."""
-    run = make_run()
+    run = make_capture()
     run.emit(record("to be removed"))
     write_manifest(run.path, {"task_id": run.task_id})
     run.finish()
@@ -359,31 +288,16 @@ def test_stored_run_leaves_nothing_in_the_spool_folder(make_run: MakeRun, spool_
     assert not run.path.exists()
 
 
-def test_redaction_applies_before_anything_is_written_or_kept(tmp_path: Path) -> None:
+def test_redaction_applies_before_anything_is_written_or_kept(make_capture: MakeCapture) -> None:
     """The redactor sees the final text (arguments and traceback included) before the spool
     file or first_error does."""
     from celery_parselog.redaction import Redactor
 
-    run = RunCapture(
-        task_id="redacted",
-        task_name="tests.capture",
-        attempt=1,
-        levelno=logging.INFO,
-        formatter=build_formatter("%(levelname)s %(message)s", task_id="r", task_name="t"),
-        spool_dir=tmp_path,
-        compress_level=0,
-        allows_logger=lambda name: True,
-        redact=Redactor(["email", "ssn"]).redact,
-    )
+    run = make_capture(fmt="%(levelname)s %(message)s", redact=Redactor(["email", "ssn"]).redact)
     try:
         raise ValueError("no match for 123-45-6789")
     except ValueError:
-        exc_info = sys.exc_info()
-    run.emit(
-        logging.LogRecord(
-            "tests.capture", logging.ERROR, "", 0, "mail %s", ("jane@example.org",), exc_info
-        )
-    )
+        run.emit(record("mail %s", ("jane@example.org",), level=logging.ERROR, exc_info=True))
     run.release()
     text = run.path.read_text()
     assert "jane@example.org" not in text and "123-45-6789" not in text

@@ -11,29 +11,19 @@ import pytest
 
 from celery_parselog.capture import RunCapture
 from celery_parselog.entry import RunEntry, Status
-from celery_parselog.formatting import build_formatter
 from celery_parselog.routing import CaptureRouter, LoggerSelection
 from celery_parselog.run import CaptureConfig, Run
+from tests.unit.captures import new_capture, record
 from tests.unit.routed import Routed
 
 logger = logging.getLogger("tests.checkpoint")
 
 
 def make_run(spool_dir: Path, compress_level: int, selection: LoggerSelection) -> RunCapture:
-    return RunCapture(
-        task_id="checkpoint-task",
-        task_name="tests.checkpoint",
-        attempt=1,
-        levelno=logging.INFO,
-        formatter=build_formatter("%(message)s", task_id="c", task_name="tests.checkpoint"),
-        spool_dir=spool_dir,
-        compress_level=compress_level,
-        allows_logger=selection.allows,
+    """A capture of one line per message that keeps what ``selection`` allows."""
+    return new_capture(
+        spool_dir, fmt="%(message)s", compress_level=compress_level, allows_logger=selection.allows
     )
-
-
-def record(message: str) -> logging.LogRecord:
-    return logging.LogRecord("tests.checkpoint", logging.INFO, "", 0, message, None, None)
 
 
 @pytest.mark.parametrize("compress_level", [0, 6])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +34,18 @@ def _report(day: str) -> None:
     """Body of ``other.report``, which ``tests.*`` does not select."""
 
 
-@pytest.fixture
-def celery_app() -> Iterator[Celery]:
-    """A finalized Celery app, current for the test, with tests.parse, tests.bound, other.report."""
+@contextmanager
+def current_app(name: str, *, with_tests_tasks: bool) -> Iterator[Celery]:
+    """A finalized Celery app, current for the block, with other.report and, if asked,
+    tests.parse and tests.bound; the previous current app is put back afterwards."""
     previous = _state._tls.current_app  # type: ignore[attr-defined]
-    app = Celery("checks-test", set_as_current=True, fixups=[])
+    app = Celery(name, set_as_current=True, fixups=[])
     try:
-        app.task(name="tests.parse", shared=False)(_parse)
-        app.task(name="tests.bound", bind=True, shared=False)(_bound)
+        if with_tests_tasks:
+            app.task(name="tests.parse", shared=False)(_parse)
+            app.task(name="tests.bound", bind=True, shared=False)(_bound)
         app.task(name="other.report", shared=False)(_report)
         app.finalize()
-        assert {"tests.parse", "tests.bound", "other.report"} <= set(app.tasks)
         assert _state.get_current_app() is app
         yield app
     finally:
@@ -52,24 +54,34 @@ def celery_app() -> Iterator[Celery]:
 
 
 @pytest.fixture
+def celery_app() -> Iterator[Celery]:
+    """A finalized Celery app, current for the test, with tests.parse, tests.bound, other.report."""
+    with current_app("checks-test", with_tests_tasks=True) as app:
+        assert {"tests.parse", "tests.bound", "other.report"} <= set(app.tasks)
+        yield app
+
+
+@pytest.fixture
 def app_without_tests_tasks() -> Iterator[Celery]:
     """A finalized current Celery app whose only own task is other.report."""
-    previous = _state._tls.current_app  # type: ignore[attr-defined]
-    app = Celery("checks-test-empty", set_as_current=True, fixups=[])
-    try:
-        app.task(name="other.report", shared=False)(_report)
-        app.finalize()
+    with current_app("checks-test-empty", with_tests_tasks=False) as app:
         assert not any(name.startswith("tests.") for name in app.tasks)
         yield app
-    finally:
-        _state._set_current_app(previous)  # type: ignore[attr-defined]
-        app.close()
 
 
 def run_checks(**settings: Any) -> list[checks.CheckMessage]:
     """check_settings() under the given settings (full names)."""
     with override_settings(**settings):
         return check_settings()
+
+
+def assert_key_passes(key: str, *tasks: str) -> None:
+    """The key template ``key`` gives no message at all, with TASKS selecting ``tasks``
+    (or as tests/settings.py sets it when none are given)."""
+    settings: dict[str, Any] = {"CELERY_PARSELOG_KEY": key}
+    if tasks:
+        settings["CELERY_PARSELOG_TASKS"] = list(tasks)
+    assert run_checks(**settings) == []
 
 
 def ids(messages: list[checks.CheckMessage]) -> list[str]:
@@ -160,43 +172,20 @@ def test_e002_one_message_per_task_lacking_fields() -> None:
 @pytest.mark.usefixtures("celery_app")
 def test_e002_ignores_unselected_tasks() -> None:
     """Tasks that TASKS does not select are not held to the key's fields."""
-    assert (
-        run_checks(
-            CELERY_PARSELOG_TASKS=["tests.parse"],
-            CELERY_PARSELOG_KEY="{customer}/{path}/{task_id}-{attempt}.log",
-        )
-        == []
-    )
-    assert (
-        run_checks(
-            CELERY_PARSELOG_TASKS=["other.report"],
-            CELERY_PARSELOG_KEY="{day}/{task_id}-{attempt}.log",
-        )
-        == []
-    )
+    assert_key_passes("{customer}/{path}/{task_id}-{attempt}.log", "tests.parse")
+    assert_key_passes("{day}/{task_id}-{attempt}.log", "other.report")
 
 
 @pytest.mark.usefixtures("celery_app")
 def test_e002_attribute_and_index_fields_use_their_base_name() -> None:
     """``{path.name}`` and ``{path[0]}`` only require a ``path`` parameter."""
-    assert (
-        run_checks(
-            CELERY_PARSELOG_TASKS=["tests.parse"],
-            CELERY_PARSELOG_KEY="{path.name}/{path[0]}/{task_id}-{attempt}.log",
-        )
-        == []
-    )
+    assert_key_passes("{path.name}/{path[0]}/{task_id}-{attempt}.log", "tests.parse")
 
 
 @pytest.mark.usefixtures("celery_app")
 def test_e002_fixed_fields_need_no_parameter() -> None:
     """Fixed fields such as root_id and started are never reported as missing."""
-    assert (
-        run_checks(
-            CELERY_PARSELOG_KEY="{task_name}/{root_id}/{started:%Y}/{task_id}-{attempt}.log",
-        )
-        == []
-    )
+    assert_key_passes("{task_name}/{root_id}/{started:%Y}/{task_id}-{attempt}.log")
 
 
 @pytest.mark.usefixtures("celery_app")

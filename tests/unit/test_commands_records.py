@@ -16,19 +16,15 @@ from django.utils import timezone
 
 from celery_parselog.models import TaskLog
 from tests.unit.runs import (
+    A_ID,
+    B_ID,
     BASE_TIME,
-    final_entry,
+    failed_run,
     log_lines,
-    pending_entry,
-    record_finished,
-    record_started,
     stored_run,
 )
 
 pytestmark = pytest.mark.django_db
-
-A_ID = "11111111-2222-4333-8444-555555555555"
-B_ID = "66666666-7777-4888-9999-aaaaaaaaaaaa"
 
 
 def run_command(name: str, *args: Any, **options: Any) -> str:
@@ -68,15 +64,7 @@ def test_show_unknown_task_or_attempt_is_an_error() -> None:
 
 def test_show_a_log_that_is_not_stored_is_an_error() -> None:
     """A failed upload or a purged object is a CommandError saying why."""
-    record_started(
-        pending_entry(A_ID),
-        task_name="tests.parse",
-        hostname="w1",
-        arguments={},
-        args=[],
-        kwargs={},
-    )
-    record_finished(final_entry(A_ID, status="failed", error="S3 down"), first_error=None)
+    failed_run(A_ID, hostname="w1")
     with pytest.raises(CommandError, match=r"not stored \(upload failed: S3 down\).*w1"):
         run_command("parselog_show", A_ID)
     row = stored_run("x\n", task_id=B_ID)
@@ -178,15 +166,7 @@ def aged() -> tuple[TaskLog, TaskLog, TaskLog]:
     """Runs started 40 and 35 days ago, and one started an hour ago."""
     now = timezone.now()
     old = stored_run("old\n", task_id=A_ID, started=now - timedelta(days=40))
-    older_failed_start = pending_entry(B_ID, started=now - timedelta(days=35))
-    record_started(
-        older_failed_start, task_name="tests.parse", hostname="h", arguments={}, args=[], kwargs={}
-    )
-    failed = record_finished(
-        final_entry(B_ID, started=now - timedelta(days=35), status="failed", error="down"),
-        first_error=None,
-    )
-    assert failed is not None
+    failed = failed_run(B_ID, started=now - timedelta(days=35), error="down")
     recent = stored_run("recent\n", started=now - timedelta(hours=1))
     return old, failed, recent
 

@@ -32,20 +32,16 @@ from celery_parselog.linediff import diff_lines
 from celery_parselog.models import TaskLog
 from celery_parselog.normalizing import Normalizer
 from tests.unit.runs import (
+    A_ID,
+    B_ID,
     BASE_TIME,
-    final_entry,
+    C_ID,
+    failed_run,
     log_lines,
-    pending_entry,
-    record_finished,
-    record_started,
     stored_run,
 )
 
 pytestmark = pytest.mark.django_db
-
-A_ID = "11111111-2222-4333-8444-555555555555"
-B_ID = "66666666-7777-4888-9999-aaaaaaaaaaaa"
-C_ID = "bbbbbbbb-cccc-4ddd-8eee-ffffffffffff"
 
 
 @pytest.mark.parametrize(
@@ -216,11 +212,7 @@ def test_a_big_log_is_compared_within_the_byte_bound() -> None:
 def test_a_run_without_a_stored_log_gets_a_summary_but_no_diff() -> None:
     """A run whose upload failed is summarized; the diff is left out with a note."""
     a = stored_run(log_lines(A_ID, ["app|INFO|x"]), task_id=A_ID)
-    record_started(
-        pending_entry(B_ID), task_name="tests.parse", hostname="h", arguments={}, args=[], kwargs={}
-    )
-    b = record_finished(final_entry(B_ID, status="failed", error="S3 down"), first_error=None)
-    assert b is not None
+    b = failed_run(B_ID)
     comparison = compare_runs(a, b)
     assert comparison.diff == []
     assert not comparison.identical

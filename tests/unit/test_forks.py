@@ -11,9 +11,8 @@ import logging
 import multiprocessing
 from pathlib import Path
 
-from celery_parselog.capture import RunCapture
-from celery_parselog.formatting import build_formatter
 from celery_parselog.routing import CaptureRouter, LoggerSelection
+from tests.unit.captures import new_capture
 from tests.unit.routed import Routed
 
 logger = logging.getLogger("tests.forks")
@@ -32,15 +31,8 @@ def test_task_forking_a_pool_keeps_its_own_log_whole(tmp_path: Path) -> None:
     logging.getLogger().setLevel(logging.INFO)
     selection = LoggerSelection(["*"])
     router = CaptureRouter(selection)
-    capture = RunCapture(
-        task_id="fork-task",
-        task_name="tests.forks",
-        attempt=1,
-        levelno=logging.INFO,
-        formatter=build_formatter("%(message)s", task_id="fork-task", task_name="tests.forks"),
-        spool_dir=tmp_path / "spool",
-        compress_level=6,
-        allows_logger=selection.allows,
+    capture = new_capture(
+        tmp_path / "spool", fmt="%(message)s", compress_level=6, allows_logger=selection.allows
     )
     token = router.enter(Routed(capture))
     try:

@@ -43,6 +43,11 @@ def make_context(
     )
 
 
+def plain_key(template: Any, **context: Any) -> str:
+    """The uncompressed key ``template`` renders for a run of ``make_context(**context)``."""
+    return render_key(template, make_context(**context), compressed=False)
+
+
 def segments(key: str) -> list[str]:
     """The ``/``-separated parts of a key."""
     return key.split("/")
@@ -70,40 +75,32 @@ class BrokenStr:
 
 def test_template_renders_fixed_fields() -> None:
     """A template is filled with task name, task id, attempt and root id."""
-    key = render_key(
-        "{task_name}/{root_id}/{task_id}-{attempt}.log",
-        make_context(attempt=3, root_id="root-7"),
-        compressed=False,
-    )
+    key = plain_key("{task_name}/{root_id}/{task_id}-{attempt}.log", attempt=3, root_id="root-7")
     assert key == f"tests.parse/root-7/{TASK_ID}-3.log"
 
 
 def test_template_root_id_falls_back_to_task_id() -> None:
     """Without a root id, ``{root_id}`` renders the run's own task id."""
-    key = render_key("{root_id}/{task_id}-{attempt}.log", make_context(), compressed=False)
+    key = plain_key("{root_id}/{task_id}-{attempt}.log")
     assert key == f"{TASK_ID}/{TASK_ID}-1.log"
 
 
 def test_started_without_spec_uses_compact_utc_stamp() -> None:
     """``{started}`` without a format spec renders as ``%Y%m%dT%H%M%SZ``."""
-    key = render_key("{started}/{task_id}-{attempt}.log", make_context(), compressed=False)
+    key = plain_key("{started}/{task_id}-{attempt}.log")
     assert key == f"20240102T030405Z/{TASK_ID}-1.log"
 
 
 def test_started_with_spec_keeps_slashes() -> None:
     """``{started:%Y/%m/%d}`` is trusted, so its slashes make folders."""
-    key = render_key(
-        "logs/{started:%Y/%m/%d}/{task_id}-{attempt}.log", make_context(), compressed=False
-    )
+    key = plain_key("logs/{started:%Y/%m/%d}/{task_id}-{attempt}.log")
     assert key == f"logs/2024/01/02/{TASK_ID}-1.log"
     assert segments(key) == ["logs", "2024", "01", "02", f"{TASK_ID}-1.log"]
 
 
 def test_started_spec_loses_control_characters() -> None:
     """Control characters in the ``started`` format spec are removed from the key."""
-    key = render_key(
-        "logs/{started:%Y\x01\x7f-%H}/{task_id}-{attempt}.log", make_context(), compressed=False
-    )
+    key = plain_key("logs/{started:%Y\x01\x7f-%H}/{task_id}-{attempt}.log")
     assert key == f"logs/2024-03/{TASK_ID}-1.log"
 
 
@@ -132,22 +129,14 @@ def _parse(customer: str, region: str = "eu", *, dry_run: bool = False) -> None:
 def test_template_uses_parameters_bound_with_defaults() -> None:
     """Parameters not passed in the call render with their default values."""
     arguments = bind_arguments(_parse, ("acme",), {})
-    key = render_key(
-        "{customer}/{region}/{dry_run}/{task_id}-{attempt}.log",
-        make_context(arguments=arguments),
-        compressed=False,
-    )
+    key = plain_key("{customer}/{region}/{dry_run}/{task_id}-{attempt}.log", arguments=arguments)
     assert key == f"acme/eu/False/{TASK_ID}-1.log"
 
 
 def test_template_uses_parameters_passed_by_keyword() -> None:
     """Keyword arguments bind to their parameters and override defaults."""
     arguments = bind_arguments(_parse, (), {"customer": "globex", "region": "us", "dry_run": True})
-    key = render_key(
-        "{customer}/{region}/{dry_run}/{task_id}-{attempt}.log",
-        make_context(arguments=arguments),
-        compressed=False,
-    )
+    key = plain_key("{customer}/{region}/{dry_run}/{task_id}-{attempt}.log", arguments=arguments)
     assert key == f"globex/us/True/{TASK_ID}-1.log"
 
 
@@ -227,11 +216,7 @@ def test_bind_arguments_unreadable_signature_keeps_keywords() -> None:
 )
 def test_template_values_are_sanitized(value: object, component: str) -> None:
     """Each interpolated value becomes one safe name component, never a path."""
-    key = render_key(
-        "logs/{value}/{task_id}-{attempt}.log",
-        make_context(arguments={"value": value}),
-        compressed=False,
-    )
+    key = plain_key("logs/{value}/{task_id}-{attempt}.log", arguments={"value": value})
     assert key == f"logs/{component}/{TASK_ID}-1.log"
     assert len(segments(key)) == 3
 
@@ -267,11 +252,7 @@ def test_long_values_stay_distinct() -> None:
     first = "x" * 500
     second = "x" * 499 + "y"
     keys = {
-        render_key(
-            "{value}/{task_id}-{attempt}.log",
-            make_context(arguments={"value": value}),
-            compressed=False,
-        )
+        plain_key("{value}/{task_id}-{attempt}.log", arguments={"value": value})
         for value in (first, second)
     }
     assert len(keys) == 2
@@ -311,25 +292,25 @@ def test_key_function_receives_the_context() -> None:
 
 def test_key_function_without_task_id_gets_it_added() -> None:
     """A key function omitting the task id gets ``-<task id>-<attempt>`` before the extension."""
-    key = render_key(lambda ctx: "logs/run.log", make_context(attempt=2), compressed=False)
+    key = plain_key(lambda ctx: "logs/run.log", attempt=2)
     assert key == f"logs/run-{TASK_ID}-2.log"
 
 
 def test_key_function_without_task_id_or_extension() -> None:
     """Without an extension the task id and attempt are appended to the name."""
-    key = render_key(lambda ctx: "run", make_context(), compressed=False)
+    key = plain_key(lambda ctx: "run")
     assert key == f"run-{TASK_ID}-1"
 
 
 def test_key_function_task_id_in_folder_is_kept() -> None:
     """A key that already contains the task id anywhere is left as it is."""
-    key = render_key(lambda ctx: f"logs/{ctx.task_id}/run.log", make_context(), compressed=False)
+    key = plain_key(lambda ctx: f"logs/{ctx.task_id}/run.log")
     assert key == f"logs/{TASK_ID}/run.log"
 
 
 def test_template_without_task_id_gets_it_added() -> None:
     """A template lacking ``{task_id}`` still yields a key holding the task id."""
-    key = render_key("logs/{task_name}/run.txt", make_context(attempt=4), compressed=False)
+    key = plain_key("logs/{task_name}/run.txt", attempt=4)
     assert key == f"logs/tests.parse/run-{TASK_ID}-4.txt"
 
 
@@ -346,7 +327,7 @@ def test_template_without_task_id_gets_it_added() -> None:
 )
 def test_key_function_result_is_normalized_and_sanitized(returned: str, expected: str) -> None:
     """A key function's result is made relative, free of ``..`` and sanitized per segment."""
-    assert render_key(lambda ctx: returned, make_context(), compressed=False) == expected
+    assert plain_key(lambda ctx: returned) == expected
 
 
 # -- compression suffix --------------------------------------------------------------
@@ -366,7 +347,7 @@ def test_compressed_does_not_double_gz() -> None:
 
 def test_uncompressed_adds_no_gz() -> None:
     """An uncompressed log's key has no ``.gz`` added."""
-    key = render_key("{task_id}-{attempt}.log", make_context(), compressed=False)
+    key = plain_key("{task_id}-{attempt}.log")
     assert not key.endswith(".gz")
 
 
@@ -376,7 +357,7 @@ def test_uncompressed_adds_no_gz() -> None:
 def test_unknown_field_raises_key_render_error() -> None:
     """A template field that is neither fixed nor a parameter raises KeyRenderError naming it."""
     with pytest.raises(KeyRenderError, match="customer") as caught:
-        render_key("{customer}/{task_id}-{attempt}", make_context(), compressed=False)
+        plain_key("{customer}/{task_id}-{attempt}")
     assert isinstance(caught.value.__cause__, KeyError)
 
 
@@ -384,23 +365,19 @@ def test_unknown_field_raises_key_render_error() -> None:
 def test_positional_fields_raise_key_render_error(template: str) -> None:
     """Positional fields have nothing to fill them and raise KeyRenderError."""
     with pytest.raises(KeyRenderError):
-        render_key(template, make_context(), compressed=False)
+        plain_key(template)
 
 
 def test_missing_attribute_raises_key_render_error() -> None:
     """A template reading a missing attribute raises KeyRenderError."""
     with pytest.raises(KeyRenderError, match="cannot be rendered"):
-        render_key(
-            "{value.nope}/{task_id}",
-            make_context(arguments={"value": "text"}),
-            compressed=False,
-        )
+        plain_key("{value.nope}/{task_id}", arguments={"value": "text"})
 
 
 def test_malformed_template_raises_key_render_error() -> None:
     """An unbalanced brace in the template raises KeyRenderError, not ValueError."""
     with pytest.raises(KeyRenderError):
-        render_key("{task_id", make_context(), compressed=False)
+        plain_key("{task_id")
 
 
 def test_broken_format_raises_key_render_error() -> None:
@@ -427,7 +404,7 @@ def test_broken_str_raises_key_render_error() -> None:
 def test_bad_format_spec_raises_key_render_error() -> None:
     """A format spec the value rejects gives KeyRenderError."""
     with pytest.raises(KeyRenderError, match="int"):
-        render_key("{attempt:%Y}/{task_id}", make_context(), compressed=False)
+        plain_key("{attempt:%Y}/{task_id}")
 
 
 @pytest.mark.parametrize(
@@ -441,7 +418,7 @@ def test_bad_format_spec_raises_key_render_error() -> None:
 def test_conversion_and_index_failures_raise_key_render_error(template: str, value: object) -> None:
     """Any failure rendering a template value is reported as KeyRenderError."""
     with pytest.raises(KeyRenderError):
-        render_key(template, make_context(arguments={"value": value}), compressed=False)
+        plain_key(template, arguments={"value": value})
 
 
 def test_key_function_raising_gives_key_render_error() -> None:
@@ -451,7 +428,7 @@ def test_key_function_raising_gives_key_render_error() -> None:
         raise LookupError("no customer")
 
     with pytest.raises(KeyRenderError, match="no customer") as caught:
-        render_key(key, make_context(), compressed=False)
+        plain_key(key)
     assert isinstance(caught.value.__cause__, LookupError)
 
 
@@ -463,7 +440,7 @@ def test_key_function_returning_non_str_gives_key_render_error(returned: object)
         return returned
 
     with pytest.raises(KeyRenderError, match=f"returned {type(returned).__name__}, not str"):
-        render_key(key, make_context(), compressed=False)
+        plain_key(key)
 
 
 @pytest.mark.parametrize("returned", ["", "/", "//", "\x00", " / "])
@@ -476,7 +453,7 @@ def test_key_function_returning_empty_key_gives_key_render_error(returned: str) 
 def test_template_rendering_to_nothing_gives_key_render_error() -> None:
     """A template that normalizes to nothing raises KeyRenderError."""
     with pytest.raises(KeyRenderError, match="empty"):
-        render_key("//", make_context(), compressed=False)
+        plain_key("//")
 
 
 # -- unsanitized task ids (bugs) and nested format specs ---------------------------
@@ -484,28 +461,20 @@ def test_template_rendering_to_nothing_gives_key_render_error() -> None:
 
 def test_added_task_id_cannot_climb() -> None:
     """A task id added by render_key cannot introduce ``..`` segments."""
-    key = render_key(
-        lambda ctx: "logs/run.log", make_context(task_id="../../etc"), compressed=False
-    )
+    key = plain_key(lambda ctx: "logs/run.log", task_id="../../etc")
     assert ".." not in segments(key)
     assert "." not in segments(key)
 
 
 def test_template_with_unsafe_task_id_is_rendered_once() -> None:
     """A template holding ``{task_id}`` renders the (sanitized) id once and nothing raw."""
-    key = render_key(
-        "{task_name}/{task_id}-{attempt}.log", make_context(task_id="a b"), compressed=False
-    )
+    key = plain_key("{task_name}/{task_id}-{attempt}.log", task_id="a b")
     assert key == "tests.parse/a_b-1.log"
 
 
 def test_argument_in_started_spec_is_sanitized() -> None:
     """An argument interpolated into the ``started`` spec is sanitized before it is used."""
-    key = render_key(
-        "logs/{started:{dest}}/{task_id}-{attempt}.log",
-        make_context(arguments={"dest": "a b/c d"}),
-        compressed=False,
-    )
+    key = plain_key("logs/{started:{dest}}/{task_id}-{attempt}.log", arguments={"dest": "a b/c d"})
     assert key == f"logs/a_b_c_d/{TASK_ID}-1.log"
 
 

@@ -44,14 +44,6 @@ def _no_identity() -> Iterator[None]:
 
 
 @pytest.fixture
-def app() -> Iterator[Celery]:
-    """A Celery app with a key-value (in-memory cache) result backend."""
-    celery_app = Celery("unit", set_as_current=False, broker="memory://", backend="cache+memory://")
-    yield celery_app
-    celery_app.close()
-
-
-@pytest.fixture
 def uploaded() -> Iterator[list[Any]]:
     """The rows of every log_uploaded sent during the test."""
     sent: list[Any] = []
@@ -97,6 +89,17 @@ def started_by(worker: str, run: RunEntry | None = None, *, age: float = 0.0) ->
     TaskLog.objects.filter(pk=row.pk).update(heartbeat=Now() - timedelta(seconds=age))
     row.refresh_from_db()
     return row
+
+
+def stored_end(run: RunEntry) -> RunEntry:
+    """The final entry of ``run`` once it ended (SUCCESS, two seconds in) and was stored."""
+    return run.replace(
+        status=Status.STORED,
+        finished=iso(BASE_TIME + timedelta(seconds=2)),
+        task_state="SUCCESS",
+        complete=True,
+        bytes=10,
+    )
 
 
 def store_checkpoint(key: str, text: bytes = b"INFO tests: line 1\n") -> bytes:
@@ -172,11 +175,17 @@ def test_renewal_without_rows_or_identity_writes_nothing(settings: Any) -> None:
 def test_keeper_renews_its_workers_leases_until_stopped() -> None:
     """The keeper thread renews at its interval, and stops when told."""
     renewed = threading.Event()
-    keeper = lease.LeaseKeeper("w1#a", lease.Lease(0.04))
-    with mock.patch.object(records, "renew_leases", side_effect=lambda worker: renewed.set()):
-        keeper.start()
-        assert renewed.wait(5)
-        keeper.stop()
+    seen: list[str] = []
+
+    def renew(worker: str) -> None:
+        seen.append(worker)
+        renewed.set()
+
+    keeper = lease.LeaseKeeper("w1#a", lease.Lease(0.04), renew)
+    keeper.start()
+    assert renewed.wait(5)
+    keeper.stop()
+    assert seen[0] == "w1#a"
     assert not keeper.is_alive()
 
 
@@ -280,13 +289,7 @@ def test_a_run_whose_final_row_write_failed_is_completed_from_its_entry(
     takes the entry's final state."""
     run = entry()
     row = started_by(GONE, run, age=120)
-    final = run.replace(
-        status=Status.STORED,
-        finished=iso(BASE_TIME + timedelta(seconds=2)),
-        task_state="SUCCESS",
-        complete=True,
-        bytes=10,
-    )
+    final = stored_end(run)
     publish(app.backend, final)
     report = find_lost(backend=app.backend, storage="default", seconds=60)
     assert (report.marked, report.settled) == (0, [run.key])
@@ -310,13 +313,7 @@ def test_a_worker_that_comes_back_corrects_its_lost_run_when_it_ends(app: Celery
     run = entry()
     row = started_by(GONE, run, age=120)
     find_lost(backend=app.backend, storage="default", seconds=60)
-    final = run.replace(
-        status=Status.STORED,
-        finished=iso(BASE_TIME + timedelta(seconds=2)),
-        task_state="SUCCESS",
-        complete=True,
-        bytes=10,
-    )
+    final = stored_end(run)
     publish(app.backend, final)
     records.record_finished(final, first_error=None)
     row.refresh_from_db()
@@ -360,7 +357,7 @@ def test_the_command_marks_expired_runs_lost_and_says_how_many(app: Celery) -> N
     store_checkpoint(with_checkpoint.key)
     out = StringIO()
     with mock.patch(
-        "celery_parselog.management.commands.parselog_lost._result_backend",
+        "celery_parselog.management.commands.parselog_lost.result_backend",
         return_value=app.backend,
     ):
         call_command("parselog_lost", "--older-than", "60", "-v", "2", stdout=out)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from celery_parselog import metadata
 from celery_parselog.entry import RunEntry, Status
 from celery_parselog.metadata import ENTRY, LogInfo, log_info
 from tests.unit.routed import read_wire
+from tests.unit.runs import new_id
 
 
 def _parse(data_file_id: int) -> None:
@@ -27,13 +27,10 @@ def _parse(data_file_id: int) -> None:
 
 
 @pytest.fixture
-def app() -> Iterator[Celery]:
-    """A Celery app whose result backend is the in-memory cache (a key-value store backend)."""
-    celery_app = Celery("unit", set_as_current=False, broker="memory://", backend="cache+memory://")
-    celery_app.task(name="tests.parse", shared=False)(_parse)
-    assert isinstance(celery_app.backend, BaseKeyValueStoreBackend)
-    yield celery_app
-    celery_app.close()
+def app(app: Celery) -> Celery:
+    """The test's app (a key-value result backend), with ``tests.parse``."""
+    app.task(name="tests.parse", shared=False)(_parse)
+    return app
 
 
 @pytest.fixture
@@ -67,11 +64,6 @@ def stored_entry(task_id: str) -> RunEntry:
         counts={"INFO": 2, "ERROR": 1},
         finished="2024-01-02T03:04:06.000+00:00",
     )
-
-
-def new_id() -> str:
-    """A fresh task id (the in-memory cache is shared by the whole session)."""
-    return str(uuid.uuid4())
 
 
 def test_pending_entry_is_readable_before_any_result(task: Task[Any, Any], app: Celery) -> None:
@@ -230,11 +222,10 @@ def django_db_app(transactional_db: None) -> Iterator[tuple[Celery, Any]]:
                 editor.delete_model(TaskResult)
 
 
-def test_django_db_pending_entry_is_stored_with_the_result(
-    django_db_app: tuple[Celery, Any],
-) -> None:
-    """On django-db, mark_pending puts the entry in request.meta, stored along with the result."""
-    app, task_result = django_db_app
+def store_pending_result(app: Celery) -> str:
+    """Do what a worker does for a new run of ``tests.parse`` up to its result: mark_pending
+    puts the entry in request.meta, then the result is stored with that request. Returns
+    the run's task id."""
     task = app.tasks["tests.parse"]
     task_id = new_id()
     task.push_request(id=task_id, retries=0, is_eager=False, root_id=task_id, args=[1], kwargs={})
@@ -244,6 +235,15 @@ def test_django_db_pending_entry_is_stored_with_the_result(
         app.backend.store_result(task_id, {"x": 1}, states.SUCCESS, request=task.request)
     finally:
         task.pop_request()
+    return task_id
+
+
+def test_django_db_pending_entry_is_stored_with_the_result(
+    django_db_app: tuple[Celery, Any],
+) -> None:
+    """On django-db, mark_pending puts the entry in request.meta, stored along with the result."""
+    app, task_result = django_db_app
+    task_id = store_pending_result(app)
     row = task_result.objects.get(task_id=task_id)
     assert row.status == states.SUCCESS
     info = log_info(AsyncResult(task_id, app=app))
@@ -257,15 +257,8 @@ def test_django_db_published_entry_joins_the_row_without_changing_the_result(
 ) -> None:
     """On django-db, publish() merges the final entry into the row's meta; the result stays."""
     app, task_result = django_db_app
-    task = app.tasks["tests.parse"]
-    task_id = new_id()
-    task.push_request(id=task_id, retries=0, is_eager=False, root_id=task_id, args=[1], kwargs={})
-    try:
-        metadata.mark_pending(task, entry(task_id, "pending"))
-        app.backend.store_result(task_id, {"x": 1}, states.SUCCESS, request=task.request)
-    finally:
-        task.pop_request()
-    metadata.publish(task.backend, stored_entry(task_id))
+    task_id = store_pending_result(app)
+    metadata.publish(app.tasks["tests.parse"].backend, stored_entry(task_id))
     meta = app.backend.get_task_meta(task_id, cache=False)
     assert meta[ENTRY] == stored_entry(task_id).to_wire()
     assert meta["status"] == states.SUCCESS
@@ -299,29 +292,30 @@ def test_no_key_still_says_pending_after_the_final_entry(task: Task[Any, Any], a
     assert app.backend.get_task_meta(task_id, cache=False)[ENTRY]["status"] == "stored"
 
 
-def test_an_earlier_attempts_late_upload_never_replaces_a_later_one(
-    task: Task[Any, Any], app: Celery
+@pytest.mark.parametrize(
+    ("later", "earlier"),
+    [
+        ({"attempt": 3, "key": "k-3"}, {"attempt": 1, "key": "k-1"}),
+        ({"delivery": 2, "key": "k-1-d2"}, {"delivery": 1, "key": "k-1"}),
+    ],
+    ids=["attempt", "delivery"],
+)
+def test_a_late_upload_of_an_earlier_run_never_replaces_a_later_one(
+    task: Task[Any, Any], app: Celery, later: dict[str, Any], earlier: dict[str, Any]
 ) -> None:
-    """Attempt 3 is published, then attempt 1's slow upload finishes: the entry stays attempt 3,
-    and attempt 2 starting after attempt 1's publish is not hidden either."""
+    """Attempt 3 is published, then attempt 1's slow upload finishes: the entry stays attempt
+    3. Likewise, of one attempt, delivery 2's entry wins over a late one of delivery 1."""
     task_id = new_id()
     app.backend.store_result(task_id, {"x": 1}, states.SUCCESS)
-    metadata.publish(task.backend, entry(task_id, "stored", attempt=3, key="k-3"))
-    metadata.publish(task.backend, entry(task_id, "stored", attempt=1, key="k-1"))
+    metadata.publish(task.backend, entry(task_id, "stored", **later))
+    metadata.publish(task.backend, entry(task_id, "stored", **earlier))
     info = log_info(task_id, app=app)
     assert info is not None
-    assert (info.attempt, info.key) == (3, "k-3")
-
-
-def test_a_redelivery_is_later_than_the_first_delivery(task: Task[Any, Any], app: Celery) -> None:
-    """Of one attempt, the entry of delivery 2 wins over a late one of delivery 1."""
-    task_id = new_id()
-    app.backend.store_result(task_id, {"x": 1}, states.SUCCESS)
-    metadata.publish(task.backend, entry(task_id, "stored", delivery=2, key="k-1-d2"))
-    metadata.publish(task.backend, entry(task_id, "stored", delivery=1, key="k-1"))
-    info = log_info(task_id, app=app)
-    assert info is not None
-    assert (info.delivery, info.key) == (2, "k-1-d2")
+    assert (info.attempt, info.delivery, info.key) == (
+        later.get("attempt", 1),
+        later.get("delivery", 1),
+        later["key"],
+    )
 
 
 def test_log_info_takes_a_task_id() -> None:

@@ -9,17 +9,14 @@ interpreter of their own.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 from prometheus_client import REGISTRY
 
 from celery_parselog import metrics
+from tests.child import run_python
 from tests.servers import free_port
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _value(name: str, **labels: str) -> float:
@@ -28,15 +25,7 @@ def _value(name: str, **labels: str) -> float:
 
 def _python(code: str, env: dict[str, str] | None = None) -> dict[str, object]:
     """Run ``code`` in a fresh interpreter; it prints one JSON object, returned here."""
-    completed = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=REPO,
-        env={"PYTHONPATH": str(REPO), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    completed = run_python("-c", textwrap.dedent(code), timeout=60, inherit=False, **(env or {}))
     assert completed.returncode == 0, completed.stderr
     result: dict[str, object] = json.loads(completed.stdout)
     return result

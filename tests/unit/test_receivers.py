@@ -7,10 +7,9 @@ import gzip
 import hashlib
 import logging
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import pytest
 from celery import Celery, Task, states
@@ -27,6 +26,7 @@ from celery_parselog.run import Run
 from celery_parselog.spool import manifest_path, read_manifest
 from tests.unit.faults import file_size_limit, is_open
 from tests.unit.routed import read_wire
+from tests.unit.runs import new_id, stored_lines
 
 KEY = "parsing_logs/{data_file_id}/{reparse_id}/{task_id}-{attempt}.log"
 FORMAT = "%(levelname)s %(name)s: %(message)s"
@@ -62,20 +62,16 @@ def _report(day: str) -> Any:
     return _bodies[-1]() if _bodies else None
 
 
-@pytest.fixture(autouse=True)
-def _root_logs_everything() -> None:
-    """Let INFO records be created, as in a worker started with --loglevel=INFO."""
-    logging.getLogger().setLevel(logging.DEBUG)
+pytestmark = pytest.mark.usefixtures("root_logs_everything")
 
 
 @pytest.fixture
-def app() -> Iterator[Celery]:
-    """A Celery app with an in-memory broker and a key-value (cache) result backend."""
-    celery_app = Celery("unit", set_as_current=False, broker="memory://", backend="cache+memory://")
-    celery_app.task(name="tests.parse", shared=False)(_parse)
-    celery_app.task(name="other.report", shared=False)(_report)
-    yield celery_app
-    celery_app.close()
+def app(app: Celery) -> Celery:
+    """The test's app (in-memory broker, key-value results), with ``tests.parse`` and
+    ``other.report``."""
+    app.task(name="tests.parse", shared=False)(_parse)
+    app.task(name="other.report", shared=False)(_report)
+    return app
 
 
 @pytest.fixture
@@ -111,9 +107,10 @@ def receivers() -> CaptureReceivers:
     return CaptureReceivers(make_config())
 
 
-def new_id() -> str:
-    """A fresh task id (the in-memory result cache is shared by the whole session)."""
-    return str(uuid.uuid4())
+@pytest.fixture
+def task_id() -> str:
+    """The id of the test's task: a fresh one."""
+    return new_id()
 
 
 def spool_files(receivers: CaptureReceivers, task_id: str) -> list[Path]:
@@ -122,11 +119,12 @@ def spool_files(receivers: CaptureReceivers, task_id: str) -> list[Path]:
     return sorted(folder.glob(f"{task_id}-*")) if folder.exists() else []
 
 
-def stored_lines(key: str) -> list[str]:
-    """The decompressed lines of the log stored under ``key`` in the default storage."""
-    stream: IO[bytes]
-    with storages["default"].open(key, "rb") as stream:
-        return gzip.decompress(stream.read()).decode("utf-8").splitlines()
+class Traced(NamedTuple):
+    """What a traced run gave: the task's return value and state, and what ``between`` saw."""
+
+    retval: Any
+    state: str
+    seen: Any
 
 
 def run_task(
@@ -135,18 +133,19 @@ def run_task(
     task_id: str,
     body: Callable[[], Any],
     *,
-    args: tuple[Any, ...] = (),
+    args: tuple[Any, ...] = (7,),
     kwargs: dict[str, Any] | None = None,
     retries: int = 0,
     is_eager: bool = False,
-    between: Callable[[], None] | None = None,
+    between: Callable[[], Any] | None = None,
     root_id: str | None = None,
     delivery_info: dict[str, Any] | None = None,
-) -> tuple[Any, str]:
+) -> Traced:
     """Run ``body`` as the task, through Celery's own tracer (what a worker's pool runs):
-    task_prerun, the body, the result stored, task_postrun. Returns (retval, state).
+    task_prerun, the body, the result stored, task_postrun.
 
-    ``between`` runs after the result is stored and before the receivers' task_postrun.
+    ``between`` runs after the result is stored and before the receivers' task_postrun;
+    what it returns is the result's ``seen``.
     """
 
     ended: dict[str, Any] = {}
@@ -157,7 +156,7 @@ def run_task(
         if sender is task:
             ended.update(retval=retval, state=state)
             if between is not None:
-                between()
+                ended["seen"] = between()
 
     # Receivers run in the order they were connected: this one before the package's.
     task_postrun.connect(before_our_postrun, weak=False, dispatch_uid="tests.between")
@@ -172,12 +171,12 @@ def run_task(
             "root_id": root_id or task_id,
             "delivery_info": delivery_info or {},
         }
-        trace(task_id, list(args), kwargs or {}, request)
+        trace(task_id, list(args), {"reparse_id": 3} if kwargs is None else kwargs, request)
     finally:
         _bodies.pop()
         receivers.disconnect()
         task_postrun.disconnect(dispatch_uid="tests.between")
-    return ended["retval"], ended["state"]
+    return Traced(ended["retval"], ended["state"], ended.get("seen"))
 
 
 def parse_body() -> dict[str, int]:
@@ -189,11 +188,10 @@ def parse_body() -> dict[str, int]:
 
 
 def test_successful_run_is_stored_under_its_key(
-    receivers: CaptureReceivers, parse: Task[Any, Any]
+    receivers: CaptureReceivers, parse: Task[Any, Any], task_id: str
 ) -> None:
     """A selected run's log is stored gzip under the rendered key, with every line in order."""
-    task_id = new_id()
-    run_task(receivers, parse, task_id, parse_body, args=(7,), kwargs={"reparse_id": 3})
+    run_task(receivers, parse, task_id, parse_body)
     key = f"parsing_logs/7/3/{task_id}-1.log.gz"
     assert storages["default"].exists(key)
     assert stored_lines(key) == [
@@ -204,30 +202,27 @@ def test_successful_run_is_stored_under_its_key(
 
 
 def test_spool_file_is_deleted_after_upload(
-    receivers: CaptureReceivers, parse: Task[Any, Any]
+    receivers: CaptureReceivers, parse: Task[Any, Any], task_id: str
 ) -> None:
     """The spool file exists while the task runs and is gone once the log is stored."""
-    task_id = new_id()
-    during: list[Path] = []
-    run_task(
+    traced = run_task(
         receivers,
         parse,
         task_id,
         parse_body,
-        args=(7,),
-        between=lambda: during.extend(spool_files(receivers, task_id)),
+        kwargs={},
+        between=lambda: spool_files(receivers, task_id),
     )
-    assert sorted(path.name.endswith(".log.gz.json") for path in during) == [False, True]
-    log_file = next(path for path in during if path.name.endswith(".log.gz"))
+    assert sorted(path.name.endswith(".log.gz.json") for path in traced.seen) == [False, True]
+    log_file = next(path for path in traced.seen if path.name.endswith(".log.gz"))
     assert spool_files(receivers, task_id) == []
     assert not log_file.exists()
 
 
 def test_entry_is_pending_during_the_run_and_stored_after(
-    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery, task_id: str
 ) -> None:
     """log_info says pending (planned key) while running, then stored with size and digest."""
-    task_id = new_id()
     result: AsyncResult[Any] = AsyncResult(task_id, app=app)
     seen: list[LogInfo | None] = []
 
@@ -235,7 +230,7 @@ def test_entry_is_pending_during_the_run_and_stored_after(
         seen.append(log_info(result))
         return parse_body()
 
-    run_task(receivers, parse, task_id, body, args=(7,), kwargs={"reparse_id": 3})
+    run_task(receivers, parse, task_id, body)
     key = f"parsing_logs/7/3/{task_id}-1.log.gz"
     pending = seen[0]
     assert pending is not None
@@ -261,13 +256,12 @@ def test_entry_is_pending_during_the_run_and_stored_after(
 
 
 def test_return_value_and_state_are_untouched(
-    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery, task_id: str
 ) -> None:
     """Receivers return None and leave the task's return value and stored state as they were."""
-    task_id = new_id()
     returned = {"rows": 10, "nested": {"a": [1, 2]}}
     snapshot = copy.deepcopy(returned)
-    retval, state = run_task(receivers, parse, task_id, lambda: returned, args=(7,))
+    retval, state, _ = run_task(receivers, parse, task_id, lambda: returned, kwargs={})
     assert retval is returned
     assert returned == snapshot
     assert state == states.SUCCESS
@@ -279,24 +273,23 @@ def test_return_value_and_state_are_untouched(
 
 
 def test_unselected_task_leaves_nothing(
-    receivers: CaptureReceivers, report: Task[Any, Any], app: Celery
+    receivers: CaptureReceivers, report: Task[Any, Any], app: Celery, task_id: str
 ) -> None:
     """A task no pattern selects gets no spool file, no stored log, no entry and no routing."""
-    task_id = new_id()
-    during: list[object] = []
 
     def body() -> None:
         body_logger.info("report")
 
-    run_task(
+    traced = run_task(
         receivers,
         report,
         task_id,
         body,
         args=("monday",),
-        between=lambda: during.extend([current_run(), receivers.router.active_runs]),
+        kwargs={},
+        between=lambda: [current_run(), receivers.router.active_runs],
     )
-    assert during == [None, 0]
+    assert traced.seen == [None, 0]
     assert spool_files(receivers, task_id) == []
     assert read_wire(app.backend, task_id) is None
     assert log_info(AsyncResult(task_id, app=app)) is None
@@ -304,40 +297,33 @@ def test_unselected_task_leaves_nothing(
 
 
 def test_eager_request_is_not_captured(
-    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery, task_id: str
 ) -> None:
     """A request with is_eager=True (a call in the caller's process) captures nothing."""
-    task_id = new_id()
-    during: list[object] = []
-    run_task(
+    traced = run_task(
         receivers,
         parse,
         task_id,
         parse_body,
-        args=(7,),
-        kwargs={"reparse_id": 3},
         is_eager=True,
-        between=lambda: during.extend([current_run(), len(spool_files(receivers, task_id))]),
+        between=lambda: [current_run(), len(spool_files(receivers, task_id))],
     )
-    assert during == [None, 0]
+    assert traced.seen == [None, 0]
     assert spool_files(receivers, task_id) == []
     assert log_info(AsyncResult(task_id, app=app)) is None
     assert not storages["default"].exists(f"parsing_logs/7/3/{task_id}-1.log.gz")
 
 
 def test_failure_without_logged_traceback_stores_the_traceback(
-    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery, task_id: str
 ) -> None:
     """A FAILURE whose exception no logger wrote gets an ERROR line and the traceback in the log."""
-    task_id = new_id()
 
     def failing() -> None:
         body_logger.info("about to fail")
         raise ValueError("bad row 12")
 
-    retval, state = run_task(
-        receivers, parse, task_id, failing, args=(7,), kwargs={"reparse_id": 3}
-    )
+    retval, state, _ = run_task(receivers, parse, task_id, failing)
     assert state == states.FAILURE
     assert isinstance(retval, ValueError)
     lines = stored_lines(f"parsing_logs/7/3/{task_id}-1.log.gz")
@@ -353,10 +339,9 @@ def test_failure_without_logged_traceback_stores_the_traceback(
 
 
 def test_failure_with_logged_traceback_is_not_written_twice(
-    receivers: CaptureReceivers, parse: Task[Any, Any]
+    receivers: CaptureReceivers, parse: Task[Any, Any], task_id: str
 ) -> None:
     """When the traceback was already logged during the run, it is not added again."""
-    task_id = new_id()
 
     def failing() -> None:
         try:
@@ -365,7 +350,7 @@ def test_failure_with_logged_traceback_is_not_written_twice(
             body_logger.exception("parse failed")
             raise
 
-    run_task(receivers, parse, task_id, failing, args=(7,), kwargs={"reparse_id": 3})
+    run_task(receivers, parse, task_id, failing)
     lines = stored_lines(f"parsing_logs/7/3/{task_id}-1.log.gz")
     assert lines[0] == "ERROR tests.receivers.body: parse failed"
     assert lines.count("Traceback (most recent call last):") == 1
@@ -385,7 +370,7 @@ def test_failed_upload_keeps_the_spool_file_and_publishes_failed(
     with override_settings(STORAGES=failing_storages):
         receivers = CaptureReceivers(make_config(CELERY_PARSELOG_UPLOAD_ATTEMPTS=2))
         with caplog.at_level(logging.WARNING, logger="celery_parselog"):
-            run_task(receivers, parse, task_id, parse_body, args=(7,), kwargs={"reparse_id": 3})
+            run_task(receivers, parse, task_id, parse_body)
     assert FailingStorage.saves == 2
     info = log_info(AsyncResult(task_id, app=app))
     assert info is not None
@@ -422,13 +407,12 @@ def test_failed_upload_keeps_the_spool_file_and_publishes_failed(
 
 
 def test_spool_that_cannot_be_flushed_is_not_left_pending(
-    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery, task_id: str
 ) -> None:
     """When the spool file cannot be completed, the published entry does not stay ``pending``."""
-    task_id = new_id()
     try:
         with file_size_limit(16):  # the gzip buffer is only written out at close()
-            run_task(receivers, parse, task_id, parse_body, args=(7,), kwargs={"reparse_id": 3})
+            run_task(receivers, parse, task_id, parse_body)
         assert current_run() is None
         assert receivers.router.active_runs == 0
         info = log_info(AsyncResult(task_id, app=app))
@@ -446,7 +430,7 @@ def test_key_naming_a_missing_field_falls_back_with_a_warning(
     receivers = CaptureReceivers(make_config(CELERY_PARSELOG_KEY="logs/{customer}/{task_id}.log"))
     task_id = new_id()
     with caplog.at_level(logging.WARNING, logger="celery_parselog"):
-        run_task(receivers, parse, task_id, parse_body, args=(7,))
+        run_task(receivers, parse, task_id, parse_body, kwargs={})
     key = f"parselog/tests.parse/{task_id}-1.log.gz"
     assert storages["default"].exists(key)
     assert stored_lines(key)[0] == "INFO tests.receivers.body: parsing file 7"
@@ -459,24 +443,20 @@ def test_key_naming_a_missing_field_falls_back_with_a_warning(
 
 
 def test_retries_make_the_attempt_number(
-    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery, task_id: str
 ) -> None:
     """A request with retries=2 is attempt 3: in the key, the spool name and the entry."""
-    task_id = new_id()
-    during: list[Path] = []
-    run_task(
+    traced = run_task(
         receivers,
         parse,
         task_id,
         parse_body,
-        args=(7,),
-        kwargs={"reparse_id": 3},
         retries=2,
-        between=lambda: during.extend(spool_files(receivers, task_id)),
+        between=lambda: spool_files(receivers, task_id),
     )
     key = f"parsing_logs/7/3/{task_id}-3.log.gz"
     assert storages["default"].exists(key)
-    assert during[0].name.startswith(f"{task_id}-3-")
+    assert traced.seen[0].name.startswith(f"{task_id}-3-")
     info = log_info(AsyncResult(task_id, app=app))
     assert info is not None
     assert info.attempt == 3
@@ -484,10 +464,9 @@ def test_retries_make_the_attempt_number(
 
 
 def test_postrun_of_another_task_id_does_not_detach_the_current_run(
-    receivers: CaptureReceivers, parse: Task[Any, Any]
+    receivers: CaptureReceivers, parse: Task[Any, Any], task_id: str
 ) -> None:
     """A task_postrun for some other task id leaves the current run attached and capturing."""
-    task_id = new_id()
 
     def body() -> None:
         body_logger.info("before the stray postrun")
@@ -500,7 +479,7 @@ def test_postrun_of_another_task_id_does_not_detach_the_current_run(
         assert receivers.router.active_runs == 1
         body_logger.info("after the stray postrun")
 
-    run_task(receivers, parse, task_id, body, args=(7,), kwargs={"reparse_id": 3})
+    run_task(receivers, parse, task_id, body)
     assert stored_lines(f"parsing_logs/7/3/{task_id}-1.log.gz") == [
         "INFO tests.receivers.body: before the stray postrun",
         "INFO tests.receivers.body: after the stray postrun",
@@ -539,7 +518,7 @@ def test_unfinished_run_in_another_thread_does_not_detach_this_one(
             body_logger.info("this task line")
             assert receivers.router.active_runs == 2
 
-        run_task(receivers, parse, task_id, body, args=(7,), kwargs={"reparse_id": 3})
+        run_task(receivers, parse, task_id, body)
         assert receivers.router.active_runs == 1  # the other run is still going
     finally:
         release.set()
@@ -564,7 +543,7 @@ def test_subject_gets_the_root_id_of_the_workflow(
     from celery_parselog.models import TaskLog
 
     task_id, root_id = new_id(), new_id()
-    run_task(receivers, parse, task_id, parse_body, args=(7,), root_id=root_id)
+    run_task(receivers, parse, task_id, parse_body, kwargs={}, root_id=root_id)
     assert TaskLog.objects.get(task_id=task_id).subject == f"{root_id}/7"
     entry = read_wire(app.backend, task_id)
     assert entry is not None
@@ -581,13 +560,13 @@ def test_redelivered_message_gets_a_log_and_row_of_its_own(
 
     task_id = new_id()
     first_key = f"parsing_logs/7/None/{task_id}-1.log.gz"
-    run_task(receivers, parse, task_id, lambda: body_logger.info("first delivery"), args=(7,))
+    run_task(receivers, parse, task_id, lambda: body_logger.info("first delivery"), kwargs={})
     run_task(
         receivers,
         parse,
         task_id,
         lambda: body_logger.info("second delivery"),
-        args=(7,),
+        kwargs={},
         delivery_info={"redelivered": True},
     )
     second_key = f"parsing_logs/7/None/{task_id}-1.delivery-2.log.gz"
@@ -605,12 +584,11 @@ def test_redelivered_message_gets_a_log_and_row_of_its_own(
 
 @pytest.mark.django_db
 def test_redelivery_is_known_from_the_entry_without_the_message_flag(
-    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery
+    receivers: CaptureReceivers, parse: Task[Any, Any], app: Celery, task_id: str
 ) -> None:
     """Transports that do not flag redeliveries: the entry the first delivery left is enough."""
-    task_id = new_id()
-    run_task(receivers, parse, task_id, lambda: body_logger.info("one"), args=(7,))
-    run_task(receivers, parse, task_id, lambda: body_logger.info("two"), args=(7,))
+    run_task(receivers, parse, task_id, lambda: body_logger.info("one"), kwargs={})
+    run_task(receivers, parse, task_id, lambda: body_logger.info("two"), kwargs={})
     info = log_info(AsyncResult(task_id, app=app))
     assert info is not None
     assert info.delivery == 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
 import shutil
@@ -13,21 +12,20 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from io import StringIO
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
-from django.core.files.storage import Storage, storages
+from django.core.files.storage import Storage
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
 from celery_parselog.capture import RunCapture
-from celery_parselog.formatting import build_formatter
 from celery_parselog.spool import manifest_path, remove_run_files, write_manifest
 from tests.notes import INCOMPLETE_TRAILER
+from tests.unit.captures import new_capture, record
+from tests.unit.runs import stored_lines
 
-TASK_NAME = "tests.parse"
-FORMAT = "%(levelname)s %(name)s: %(message)s"
 STATICFILES = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 LINE = "INFO tests.command: parsing file 7"
 
@@ -52,14 +50,6 @@ def _keys_under_command_tests() -> Iterator[None]:
         yield
 
 
-@pytest.fixture
-def spool_dir(tmp_path: Path) -> Path:
-    """A spool folder of this test only."""
-    folder = tmp_path / "spool"
-    folder.mkdir()
-    return folder
-
-
 @pytest.fixture(autouse=True)
 def _quick_uploads() -> Iterator[None]:
     """One upload attempt, no backoff, so failing tests do not wait."""
@@ -74,16 +64,7 @@ def orphan(spool_dir: Path, *, live: bool = False) -> tuple[RunCapture, str]:
     """
     task_id = str(uuid.uuid4())
     key = f"command-tests/{task_id}-1.log.gz"
-    capture = RunCapture(
-        task_id=task_id,
-        task_name=TASK_NAME,
-        attempt=1,
-        levelno=logging.DEBUG,
-        formatter=build_formatter(FORMAT, task_id=task_id, task_name=TASK_NAME),
-        spool_dir=spool_dir,
-        compress_level=6,
-        allows_logger=lambda name: True,
-    )
+    capture = new_capture(spool_dir, task_id=task_id, levelno=logging.DEBUG, compress_level=6)
     write_manifest(
         capture.path,
         {
@@ -95,19 +76,10 @@ def orphan(spool_dir: Path, *, live: bool = False) -> tuple[RunCapture, str]:
             "started": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         },
     )
-    capture.emit(
-        logging.LogRecord("tests.command", logging.INFO, "", 0, "parsing file 7", (), None)
-    )
+    capture.emit(record("parsing file 7", name="tests.command"))
     if not live:
         capture.release()
     return capture, key
-
-
-def stored_lines(key: str) -> list[str]:
-    """The decompressed lines stored under ``key`` in the default storage."""
-    stream: IO[bytes]
-    with storages["default"].open(key, "rb") as stream:
-        return gzip.decompress(stream.read()).decode("utf-8").splitlines()
 
 
 def run_command(*args: str) -> list[str]:

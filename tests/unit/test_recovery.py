@@ -16,11 +16,10 @@ import resource
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from billiard.exceptions import TimeLimitExceeded, WorkerLostError
@@ -32,7 +31,7 @@ from django.test import override_settings
 
 from celery_parselog import recovery, worker
 from celery_parselog.capture import RunCapture
-from celery_parselog.formatting import INTERRUPTED_NOTE, build_formatter
+from celery_parselog.formatting import INTERRUPTED_NOTE
 from celery_parselog.receivers import CaptureConfig
 from celery_parselog.recovery import (
     RecoveryReport,
@@ -47,10 +46,10 @@ from celery_parselog.spool import (
     write_manifest,
 )
 from tests.notes import INCOMPLETE_TRAILER, INTERRUPTED_TRAILER
+from tests.unit import captures
 from tests.unit.routed import read_wire
+from tests.unit.runs import new_id, stored_bytes, stored_lines
 
-TASK_NAME = "tests.parse"
-FORMAT = "%(levelname)s %(name)s: %(message)s"
 STATICFILES = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 # Older than recovery's grace period for spool files without a manifest (300 s).
 LONG_AGO = time.time() - 3600
@@ -109,22 +108,6 @@ def _keys_under_recovery_tests() -> Iterator[None]:
 
 
 @pytest.fixture
-def spool_dir(tmp_path: Path) -> Path:
-    """A spool folder of this test only."""
-    folder = tmp_path / "spool"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def app() -> Iterator[Celery]:
-    """A Celery app with an in-memory broker and a key-value (cache) result backend."""
-    celery_app = Celery("unit", set_as_current=False, broker="memory://", backend="cache+memory://")
-    yield celery_app
-    celery_app.close()
-
-
-@pytest.fixture
 def counting_storage(tmp_path: Path) -> Iterator[type[CountingStorage]]:
     """Make ``default`` a CountingStorage under this test's folder."""
     CountingStorage.reset()
@@ -139,14 +122,9 @@ def counting_storage(tmp_path: Path) -> Iterator[type[CountingStorage]]:
         yield CountingStorage
 
 
-def new_id() -> str:
-    """A fresh task id (the in-memory result cache is shared by the whole session)."""
-    return str(uuid.uuid4())
-
-
 def record(message: str, level: int = logging.INFO) -> logging.LogRecord:
     """A record of logger ``tests.recovery``."""
-    return logging.LogRecord("tests.recovery", level, "", 0, message, None, None)
+    return captures.record(message, level=level, name="tests.recovery")
 
 
 def emit_lines(capture: RunCapture, lines: list[str]) -> None:
@@ -157,16 +135,13 @@ def emit_lines(capture: RunCapture, lines: list[str]) -> None:
 
 
 def new_capture(spool_dir: Path, task_id: str, *, compressed: bool, attempt: int = 1) -> RunCapture:
-    """A RunCapture as the receivers make it; it holds its file's lock from now on."""
-    return RunCapture(
+    """A capture of DEBUG and up as the receivers make it; it holds its file's lock from now on."""
+    return captures.new_capture(
+        spool_dir,
         task_id=task_id,
-        task_name=TASK_NAME,
         attempt=attempt,
         levelno=logging.DEBUG,
-        formatter=build_formatter(FORMAT, task_id=task_id, task_name=TASK_NAME),
-        spool_dir=spool_dir,
         compress_level=6 if compressed else 0,
-        allows_logger=lambda name: True,
     )
 
 
@@ -298,21 +273,6 @@ def unnamed_orphan(
     return capture.path, task_id
 
 
-def stored_bytes(key: str) -> bytes:
-    """The stored object under ``key`` in the default storage."""
-    stream: IO[bytes]
-    with storages["default"].open(key, "rb") as stream:
-        return stream.read()
-
-
-def stored_lines(key: str) -> list[str]:
-    """The (decompressed) lines stored under ``key``."""
-    data = stored_bytes(key)
-    if key.endswith(".gz"):
-        data = gzip.decompress(data)
-    return data.decode("utf-8").splitlines()
-
-
 def sweep(spool_dir: Path, app: Celery | None = None, **options: Any) -> RecoveryReport:
     """One sweep with the default storage, one attempt, no backoff."""
     values: dict[str, Any] = {"storage": "default", "attempts": 1, "backoff": 0.0}
@@ -346,6 +306,18 @@ def test_killed_run_is_stored_under_its_key_with_the_trailer(
     assert stored_lines(key) == [*LINES, INCOMPLETE_TRAILER]
 
 
+def swept_entry(
+    spool_dir: Path, app: Celery, task_id: str, key: str
+) -> tuple[dict[str, Any], bytes]:
+    """Sweep the spool once; the run's published entry, which must say stored, and the bytes
+    of the object stored under ``key``."""
+    sweep(spool_dir, app)
+    entry = read_wire(app.backend, task_id)
+    assert entry is not None
+    assert entry["status"] == "stored"
+    return entry, stored_bytes(key)
+
+
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
 def test_killed_run_entry_says_incomplete_and_matches_the_object(
     spool_dir: Path, app: Celery, compressed: bool
@@ -353,11 +325,7 @@ def test_killed_run_entry_says_incomplete_and_matches_the_object(
     """The published entry: stored, complete False, "worker lost", size and digest of the object."""
     path, key, task_id = killed_orphan(spool_dir, compressed=compressed)
     manifest = read_manifest(manifest_path(path))
-    sweep(spool_dir, app)
-    entry = read_wire(app.backend, task_id)
-    assert entry is not None
-    data = stored_bytes(key)
-    assert entry["status"] == "stored"
+    entry, data = swept_entry(spool_dir, app, task_id, key)
     assert entry["complete"] is False
     assert entry["incomplete_reason"] == "worker lost"
     assert entry["key"] == key
@@ -462,11 +430,7 @@ def test_finished_run_is_stored_as_it_is(spool_dir: Path, app: Celery, compresse
 def test_finished_run_entry_says_complete(spool_dir: Path, app: Celery) -> None:
     """A recovered finished run's entry: stored, complete, counts kept, error/spool dropped."""
     _, key, task_id = failed_upload_orphan(spool_dir, compressed=True)
-    sweep(spool_dir, app)
-    entry = read_wire(app.backend, task_id)
-    assert entry is not None
-    data = stored_bytes(key)
-    assert entry["status"] == "stored"
+    entry, data = swept_entry(spool_dir, app, task_id, key)
     assert entry["complete"] is True
     assert "incomplete_reason" not in entry
     assert entry["counts"] == {"INFO": 1, "WARNING": 1}

@@ -11,22 +11,19 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
 from celery.utils.log import LoggingProxy, get_task_logger
 
 from celery_parselog.capture import RunCapture
-from celery_parselog.formatting import build_formatter
 from celery_parselog.routing import CaptureRouter, LoggerSelection, current_capture
+from tests.unit.captures import MakeCapture, lines_of
 from tests.unit.faults import file_size_limit, open_paths
 from tests.unit.routed import Routed
 
-FORMAT = "%(levelname)s %(name)s: %(message)s"
-TASK_NAME = "tests.parse"
-
 MakeRun = Callable[..., RunCapture]
+EVERY_LOGGER = LoggerSelection(["*"])
 
 
 class ListHandler(logging.Handler):
@@ -44,41 +41,27 @@ class ListHandler(logging.Handler):
         return [record.getMessage() for record in self.records]
 
 
-@pytest.fixture(autouse=True)
-def _root_logs_everything() -> None:
-    """Let the root logger create DEBUG records, as a worker started with --loglevel=DEBUG."""
-    logging.getLogger().setLevel(logging.DEBUG)
+pytestmark = pytest.mark.usefixtures("root_logs_everything")
 
 
 @pytest.fixture
-def make_run(tmp_path: Path) -> Iterator[MakeRun]:
-    """Build RunCaptures (plain unless asked) with a time-free format; close them afterwards."""
-    made: list[RunCapture] = []
+def make_run(make_capture: MakeCapture) -> MakeRun:
+    """Build plain captures of a fresh task id that keep the loggers ``selection`` allows
+    (every logger unless given)."""
 
     def make(
-        selection: LoggerSelection,
-        *,
-        task_id: str | None = None,
-        levelno: int = logging.INFO,
-        compress_level: int = 0,
+        selection: LoggerSelection | None = None, *, task_id: str | None = None, **options: Any
     ) -> RunCapture:
-        task_id = task_id or str(uuid.uuid4())
-        run = RunCapture(
-            task_id=task_id,
-            task_name=TASK_NAME,
-            attempt=1,
-            levelno=levelno,
-            formatter=build_formatter(FORMAT, task_id=task_id, task_name=TASK_NAME),
-            spool_dir=tmp_path / "spool",
-            compress_level=compress_level,
-            allows_logger=selection.allows,
-        )
-        made.append(run)
-        return run
+        allows = (selection or EVERY_LOGGER).allows
+        return make_capture(task_id=task_id or str(uuid.uuid4()), allows_logger=allows, **options)
 
-    yield make
-    for run in made:
-        run.release()
+    return make
+
+
+@pytest.fixture
+def router() -> CaptureRouter:
+    """A router for runs that keep every logger, as with the default LOGGERS=["*"]."""
+    return CaptureRouter(EVERY_LOGGER)
 
 
 @contextmanager
@@ -92,9 +75,13 @@ def running(router: CaptureRouter, run: RunCapture) -> Iterator[RunCapture]:
         run.release()
 
 
-def lines_of(run: RunCapture) -> list[str]:
-    """The lines written to a closed, uncompressed run."""
-    return run.path.read_text("utf-8").splitlines()
+@contextmanager
+def running_selected(make_run: MakeRun, patterns: list[str]) -> Iterator[RunCapture]:
+    """:func:`running` for a new run that keeps what LOGGERS=``patterns`` allows, routed by
+    a router of that same selection."""
+    selection = LoggerSelection(patterns)
+    with running(CaptureRouter(selection), make_run(selection)) as run:
+        yield run
 
 
 def all_loggers() -> Iterable[logging.Logger]:
@@ -113,27 +100,23 @@ def loggers_holding(handler: logging.Handler) -> list[str]:
 # -- where records come from ---------------------------------------------------------
 
 
-def test_propagating_module_logger_is_captured(make_run: MakeRun) -> None:
+def test_propagating_module_logger_is_captured(make_run: MakeRun, router: CaptureRouter) -> None:
     """A record of an ordinary module logger (propagating to root) lands in the run."""
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
     module_logger = logging.getLogger("tests.routing.module")
-    with running(router, make_run(selection)) as run:
+    with running(router, make_run()) as run:
         module_logger.info("parsed %d rows", 10)
     assert lines_of(run) == ["INFO tests.routing.module: parsed 10 rows"]
 
 
-def test_root_logger_records_are_captured(make_run: MakeRun) -> None:
+def test_root_logger_records_are_captured(make_run: MakeRun, router: CaptureRouter) -> None:
     """``logging.info`` (the root logger) is captured under the name ``root``."""
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
-    with running(router, make_run(selection)) as run:
+    with running(router, make_run()) as run:
         logging.info("from the root logger")
     assert lines_of(run) == ["INFO root: from the root logger"]
 
 
 def test_non_propagating_logger_from_dict_config_is_captured_and_keeps_its_handler(
-    make_run: MakeRun,
+    make_run: MakeRun, router: CaptureRouter
 ) -> None:
     """A ``propagate: False`` logger from dictConfig is captured; its own handler still gets it."""
     logging.config.dictConfig(
@@ -154,9 +137,7 @@ def test_non_propagating_logger_from_dict_config_is_captured_and_keeps_its_handl
     assert isolated.propagate is False
     own = isolated.handlers[0]
     assert isinstance(own, ListHandler)
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
-    with running(router, make_run(selection)) as run:
+    with running(router, make_run()) as run:
         isolated.info("kept apart")
     assert lines_of(run) == ["INFO tests.routing.isolated: kept apart"]
     assert own.messages == ["kept apart"]
@@ -164,20 +145,18 @@ def test_non_propagating_logger_from_dict_config_is_captured_and_keeps_its_handl
 
 
 def test_celery_task_logger_is_captured_when_celery_task_does_not_propagate(
-    make_run: MakeRun,
+    make_run: MakeRun, router: CaptureRouter
 ) -> None:
     """get_task_logger records are captured although ``celery.task`` stops propagation."""
     logging.getLogger("celery.task").propagate = False  # as the worker sets it up
     task_logger = get_task_logger("tests.routing.tasklog")
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
-    with running(router, make_run(selection)) as run:
+    with running(router, make_run()) as run:
         task_logger.warning("from the task %s", "body")
     assert lines_of(run) == ["WARNING tests.routing.tasklog: from the task body"]
 
 
 def test_print_through_worker_logging_proxy_is_captured_as_whole_lines(
-    make_run: MakeRun,
+    make_run: MakeRun, router: CaptureRouter
 ) -> None:
     """print() to Celery's LoggingProxy stdout gives whole lines, not the proxy's fragments."""
     redirected = logging.getLogger("celery.redirected")
@@ -185,9 +164,7 @@ def test_print_through_worker_logging_proxy_is_captured_as_whole_lines(
     redirected.addHandler(worker_log)
     proxy = LoggingProxy(redirected, logging.WARNING)
     sys.stdout = proxy  # as a worker redirects stdout
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
-    with running(router, make_run(selection)) as run:
+    with running(router, make_run()) as run:
         print("rows", 10)
         print("second line")
     assert sys.stdout is proxy
@@ -198,9 +175,7 @@ def test_print_through_worker_logging_proxy_is_captured_as_whole_lines(
 
 def test_package_own_logger_is_never_captured(make_run: MakeRun) -> None:
     """Records of ``celery_parselog`` and its children stay out, even when selected by name."""
-    selection = LoggerSelection(["*", "celery_parselog"])
-    router = CaptureRouter(selection)
-    with running(router, make_run(selection)) as run:
+    with running_selected(make_run, ["*", "celery_parselog"]) as run:
         logging.getLogger("celery_parselog").error("a capture problem")
         logging.getLogger("celery_parselog.storage").warning("an upload problem")
         logging.getLogger("tests.routing.module").info("task text")
@@ -208,15 +183,13 @@ def test_package_own_logger_is_never_captured(make_run: MakeRun) -> None:
 
 
 def test_task_logging_call_does_not_raise_when_the_spool_disk_is_full(
-    make_run: MakeRun,
+    make_run: MakeRun, router: CaptureRouter
 ) -> None:
     """A logging call in the task never raises because the run's spool file cannot grow."""
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
     task_logger = logging.getLogger("tests.routing.fullspool")
     own = ListHandler()
     task_logger.addHandler(own)
-    with running(router, make_run(selection)), file_size_limit(64):
+    with running(router, make_run()), file_size_limit(64):
         task_logger.info("x" * 100)  # written in part, up to the limit
         task_logger.info("the task goes on logging")  # must not raise into the task
         print("and printing")
@@ -280,9 +253,7 @@ def test_narrowed_selection_captures_only_the_named_loggers(make_run: MakeRun) -
     """With LOGGERS=["e2e.x"], only ``e2e.x`` and its children reach the run."""
     named = logging.getLogger("e2e.x")
     child = logging.getLogger("e2e.x.child")
-    selection = LoggerSelection(["e2e.x"])
-    router = CaptureRouter(selection)
-    with running(router, make_run(selection)) as run:
+    with running_selected(make_run, ["e2e.x"]) as run:
         named.info("named")
         child.info("child")
         logging.getLogger("e2e.other").info("other")
@@ -293,9 +264,7 @@ def test_narrowed_selection_captures_only_the_named_loggers(make_run: MakeRun) -
 
 def test_excluded_logger_is_not_captured(make_run: MakeRun) -> None:
     """With LOGGERS=["*", "-noisy"], ``noisy`` records are left out, others kept."""
-    selection = LoggerSelection(["*", "-noisy"])
-    router = CaptureRouter(selection)
-    with running(router, make_run(selection)) as run:
+    with running_selected(make_run, ["*", "-noisy"]) as run:
         logging.getLogger("noisy.sub").info("noise")
         logging.getLogger("quiet").info("signal")
     assert lines_of(run) == ["INFO quiet: signal"]
@@ -304,12 +273,12 @@ def test_excluded_logger_is_not_captured(make_run: MakeRun) -> None:
 # -- levels, late loggers, threads ---------------------------------------------------
 
 
-def test_records_below_the_run_level_are_not_captured(make_run: MakeRun) -> None:
+def test_records_below_the_run_level_are_not_captured(
+    make_run: MakeRun, router: CaptureRouter
+) -> None:
     """At run level WARNING, DEBUG and INFO records are dropped, WARNING and ERROR kept."""
     module_logger = logging.getLogger("tests.routing.levels")
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
-    with running(router, make_run(selection, levelno=logging.WARNING)) as run:
+    with running(router, make_run(levelno=logging.WARNING)) as run:
         module_logger.debug("debug")
         module_logger.info("info")
         module_logger.warning("warning")
@@ -321,28 +290,24 @@ def test_records_below_the_run_level_are_not_captured(make_run: MakeRun) -> None
 
 
 def test_logger_made_non_propagating_during_a_run_is_covered_from_the_next_run(
-    make_run: MakeRun,
+    make_run: MakeRun, router: CaptureRouter
 ) -> None:
     """A ``propagate=False`` logger created after a run entered is captured by the next run."""
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
-    with running(router, make_run(selection)):
+    with running(router, make_run()):
         late = logging.getLogger(f"tests.routing.late{uuid.uuid4().hex}")
         late.propagate = False
         late.addHandler(logging.NullHandler())
-    with running(router, make_run(selection)) as second:
+    with running(router, make_run()) as second:
         late.info("now covered")
     assert lines_of(second) == [f"INFO {late.name}: now covered"]
 
 
 def test_run_entering_while_another_is_active_covers_loggers_made_meanwhile(
-    make_run: MakeRun,
+    make_run: MakeRun, router: CaptureRouter
 ) -> None:
     """Loggers are re-scanned at every run start, not only when the first run attaches."""
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
     entered, release = threading.Event(), threading.Event()
-    other = make_run(selection)
+    other = make_run()
 
     def other_thread_run() -> None:
         token = router.enter(Routed(other))
@@ -356,7 +321,7 @@ def test_run_entering_while_another_is_active_covers_loggers_made_meanwhile(
         assert entered.wait(30)
         late = logging.getLogger(f"tests.routing.meanwhile{uuid.uuid4().hex}")
         late.propagate = False
-        with running(router, make_run(selection)) as run:
+        with running(router, make_run()) as run:
             assert router.active_runs == 2
             late.info("covered although a run was already active")
     finally:
@@ -365,11 +330,9 @@ def test_run_entering_while_another_is_active_covers_loggers_made_meanwhile(
     assert lines_of(run) == [f"INFO {late.name}: covered although a run was already active"]
 
 
-def test_concurrent_runs_in_two_threads_never_mix(make_run: MakeRun) -> None:
+def test_concurrent_runs_in_two_threads_never_mix(make_run: MakeRun, router: CaptureRouter) -> None:
     """Two threads, each with its own run, logging and printing at once, get only their lines."""
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
-    runs = [make_run(selection, task_id=f"thread-{n}") for n in range(2)]
+    runs = [make_run(task_id=f"thread-{n}") for n in range(2)]
     barrier = threading.Barrier(2, timeout=30)
     errors: list[BaseException] = []
     shared_logger = logging.getLogger("tests.routing.shared")
@@ -406,12 +369,12 @@ def test_concurrent_runs_in_two_threads_never_mix(make_run: MakeRun) -> None:
         assert lines == expected
 
 
-def test_records_of_a_thread_without_a_run_are_not_captured(make_run: MakeRun) -> None:
+def test_records_of_a_thread_without_a_run_are_not_captured(
+    make_run: MakeRun, router: CaptureRouter
+) -> None:
     """While a run is active here, records logged in another thread do not reach it."""
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
     other_logger = logging.getLogger("tests.routing.elsewhere")
-    with running(router, make_run(selection)) as run:
+    with running(router, make_run()) as run:
         thread = threading.Thread(target=other_logger.warning, args=("not mine",))
         thread.start()
         thread.join(30)
@@ -422,7 +385,9 @@ def test_records_of_a_thread_without_a_run_are_not_captured(make_run: MakeRun) -
 # -- attaching and detaching ---------------------------------------------------------
 
 
-def test_after_the_last_run_leaves_nothing_of_the_capture_remains(make_run: MakeRun) -> None:
+def test_after_the_last_run_leaves_nothing_of_the_capture_remains(
+    make_run: MakeRun, router: CaptureRouter
+) -> None:
     """After the last run: handler on no logger, original streams, no new logger, file closed."""
     logging.config.dictConfig(
         {
@@ -436,10 +401,8 @@ def test_after_the_last_run_leaves_nothing_of_the_capture_remains(make_run: Make
     task_logger = get_task_logger("tests.routing.cleanup")
     stdout, stderr = sys.stdout, sys.stderr
     loggers_before = set(logging.Logger.manager.loggerDict)
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
-    outer = make_run(selection)
-    inner = make_run(selection)
+    outer = make_run()
+    inner = make_run()
 
     outer_token = router.enter(Routed(outer))
     assert sys.stdout is not stdout
@@ -467,29 +430,20 @@ def test_after_the_last_run_leaves_nothing_of_the_capture_remains(make_run: Make
     assert lines_of(outer) == ["INFO tests.routing.kept: outer"]
 
 
-def test_gzip_spool_file_is_not_left_open_after_close(tmp_path: Path) -> None:
+def test_gzip_spool_file_is_not_left_open_after_close(make_capture: MakeCapture) -> None:
     """Closing a compressed run releases its file descriptor, not only the gzip stream."""
-    run = RunCapture(
-        task_id="gz",
-        task_name=TASK_NAME,
-        attempt=1,
-        levelno=logging.INFO,
-        formatter=build_formatter(FORMAT, task_id="gz", task_name=TASK_NAME),
-        spool_dir=tmp_path,
-        compress_level=6,
-        allows_logger=LoggerSelection(["*"]).allows,
-    )
+    run = make_capture(task_id="gz", compress_level=6, allows_logger=LoggerSelection(["*"]).allows)
     assert str(run.path.resolve()) in open_paths()
     run.release()
     assert str(run.path.resolve()) not in open_paths()
 
 
-def test_capture_with_default_selection_creates_no_logger(make_run: MakeRun) -> None:
+def test_capture_with_default_selection_creates_no_logger(
+    make_run: MakeRun, router: CaptureRouter
+) -> None:
     """Entering and leaving runs with LOGGERS=["*"] adds no entry to the logging manager."""
     before = set(logging.Logger.manager.loggerDict)
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
-    with running(router, make_run(selection)):
+    with running(router, make_run()):
         print("printed")
     assert set(logging.Logger.manager.loggerDict) == before
 
@@ -498,22 +452,18 @@ def test_capture_with_named_selection_creates_no_logger(make_run: MakeRun) -> No
     """Entering a run with LOGGERS naming a logger nobody made does not create that logger."""
     name = f"tests.routing.unmade{uuid.uuid4().hex}.child"
     before = set(logging.Logger.manager.loggerDict)
-    selection = LoggerSelection([name])
-    router = CaptureRouter(selection)
-    with running(router, make_run(selection)):
+    with running_selected(make_run, [name]):
         pass
     assert set(logging.Logger.manager.loggerDict) - before == set()
 
 
 def test_same_record_reaching_the_handler_through_two_loggers_is_written_once(
-    make_run: MakeRun,
+    make_run: MakeRun, router: CaptureRouter
 ) -> None:
     """A record that meets the handler on its own logger and again on root is written once."""
     named = logging.getLogger("tests.routing.dup")
     named.propagate = False
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
-    with running(router, make_run(selection)) as run:
+    with running(router, make_run()) as run:
         # Found as non-propagating when the run started, then set to propagate: the
         # handler sits on the logger and on root, so each record meets it twice.
         named.propagate = True
@@ -524,12 +474,10 @@ def test_same_record_reaching_the_handler_through_two_loggers_is_written_once(
     assert run.counts == {"INFO": 2}
 
 
-def test_active_runs_counts_entered_runs(make_run: MakeRun) -> None:
+def test_active_runs_counts_entered_runs(make_run: MakeRun, router: CaptureRouter) -> None:
     """active_runs goes up on each enter and down on each leave, never below zero."""
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
     assert router.active_runs == 0
-    first, second = make_run(selection), make_run(selection)
+    first, second = make_run(), make_run()
     first_token = router.enter(Routed(first))
     assert router.active_runs == 1
     assert current_capture() is first
@@ -544,11 +492,11 @@ def test_active_runs_counts_entered_runs(make_run: MakeRun) -> None:
     assert current_capture() is None
 
 
-def test_leave_with_a_token_of_another_context_clears_the_run(make_run: MakeRun) -> None:
+def test_leave_with_a_token_of_another_context_clears_the_run(
+    make_run: MakeRun, router: CaptureRouter
+) -> None:
     """Leaving with a token made in another thread still ends routing here and detaches."""
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
-    run = make_run(selection)
+    run = make_run()
     tokens: list[Any] = []
     thread = threading.Thread(target=lambda: tokens.append(router.enter(Routed(run))))
     thread.start()
@@ -559,12 +507,12 @@ def test_leave_with_a_token_of_another_context_clears_the_run(make_run: MakeRun)
     assert loggers_holding(router.handler) == []
 
 
-def test_stream_tee_passes_attributes_and_text_through(make_run: MakeRun) -> None:
+def test_stream_tee_passes_attributes_and_text_through(
+    make_run: MakeRun, router: CaptureRouter
+) -> None:
     """While a run is active, stdout still behaves as the stream it wraps."""
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
     original = sys.stdout
-    with running(router, make_run(selection)) as run:
+    with running(router, make_run()) as run:
         assert sys.stdout.encoding == original.encoding
         sys.stdout.writelines(["a", "b\n"])
         sys.stdout.flush()
@@ -572,12 +520,10 @@ def test_stream_tee_passes_attributes_and_text_through(make_run: MakeRun) -> Non
 
 
 def test_compressed_run_that_goes_quiet_is_synced_to_disk_by_the_watcher(
-    make_run: MakeRun,
+    make_run: MakeRun, router: CaptureRouter
 ) -> None:
     """A gzip run that logs once and then waits has that line on disk within a second."""
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
-    run = make_run(selection, compress_level=6)
+    run = make_run(compress_level=6)
     token = router.enter(Routed(run))
     try:
         logging.getLogger("tests.routing.quiet").warning("last words")
@@ -598,29 +544,29 @@ def test_compressed_run_that_goes_quiet_is_synced_to_disk_by_the_watcher(
         time.sleep(0.05)
 
 
-def test_back_to_back_runs_share_one_watcher_and_close_stops_it(make_run: MakeRun) -> None:
+def test_back_to_back_runs_share_one_watcher_and_close_stops_it(
+    make_run: MakeRun, router: CaptureRouter
+) -> None:
     """A run that starts right after another reuses its watcher; close() ends it at once."""
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
 
     def watchers() -> list[threading.Thread]:
         return [t for t in threading.enumerate() if t.name == "celery-parselog-watcher"]
 
-    first = make_run(selection)
+    first = make_run()
     router.leave(router.enter(Routed(first)))
     (watcher,) = watchers()
-    second = make_run(selection)
+    second = make_run()
     router.leave(router.enter(Routed(second)))
     assert watchers() == [watcher]
     router.close()
     assert not watcher.is_alive()
 
 
-def test_handler_comes_back_after_a_task_reconfigures_logging(make_run: MakeRun) -> None:
+def test_handler_comes_back_after_a_task_reconfigures_logging(
+    make_run: MakeRun, router: CaptureRouter
+) -> None:
     """A dictConfig inside a run drops the handler from root; it is back within seconds."""
-    selection = LoggerSelection(["*"])
-    router = CaptureRouter(selection)
-    run = make_run(selection)
+    run = make_run()
     token = router.enter(Routed(run))
     try:
         logging.config.dictConfig(

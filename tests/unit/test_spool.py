@@ -65,6 +65,14 @@ def open_descriptor(path: Path, descriptors: list[int], flags: int = os.O_RDONLY
     return descriptor
 
 
+@pytest.fixture
+def two_descriptors(log_file: Path, descriptors: list[int]) -> tuple[int, int]:
+    """Two descriptors on the spool file, a writable one (the holder) first, then a
+    read-only one; both closed after the test."""
+    holder = open_descriptor(log_file, descriptors, os.O_WRONLY)
+    return holder, open_descriptor(log_file, descriptors)
+
+
 # -- manifest_path -------------------------------------------------------------------
 
 
@@ -188,22 +196,20 @@ def test_read_manifest_raises_filenotfounderror_when_missing(spool: Path) -> Non
 
 
 def test_second_descriptor_cannot_take_the_lock_while_the_first_holds_it(
-    log_file: Path, descriptors: list[int]
+    two_descriptors: tuple[int, int],
 ) -> None:
     """With the lock held through one descriptor, another descriptor gets False (no wait)."""
-    first = open_descriptor(log_file, descriptors, os.O_WRONLY)
-    second = open_descriptor(log_file, descriptors)
+    first, second = two_descriptors
     assert lock_exclusive(first, wait=False) is True
     assert lock_exclusive(second, wait=False) is False
     assert lock_exclusive(second, wait=False) is False  # asking again changes nothing
 
 
 def test_second_descriptor_takes_the_lock_once_the_first_is_closed(
-    log_file: Path, descriptors: list[int]
+    log_file: Path, descriptors: list[int], two_descriptors: tuple[int, int]
 ) -> None:
     """Closing the holder's descriptor drops the lock; a read-only descriptor can then take it."""
-    first = open_descriptor(log_file, descriptors, os.O_WRONLY)
-    second = open_descriptor(log_file, descriptors)
+    first, second = two_descriptors
     assert lock_exclusive(first, wait=True) is True
     assert lock_exclusive(second, wait=False) is False
     os.close(first)
@@ -213,11 +219,10 @@ def test_second_descriptor_takes_the_lock_once_the_first_is_closed(
 
 
 def test_waiting_for_the_lock_returns_once_the_holder_lets_go(
-    log_file: Path, descriptors: list[int]
+    two_descriptors: tuple[int, int],
 ) -> None:
     """``wait=True`` blocks while another descriptor holds the lock and returns True after."""
-    first = open_descriptor(log_file, descriptors, os.O_WRONLY)
-    second = open_descriptor(log_file, descriptors)
+    first, second = two_descriptors
     assert lock_exclusive(first, wait=False) is True
     results: list[bool] = []
     waiter = threading.Thread(target=lambda: results.append(lock_exclusive(second, wait=True)))
@@ -302,13 +307,11 @@ def test_symlinked_folder_is_refused(tmp_path: Path) -> None:
         prepare_folder(link)
 
 
-def test_working_file_planted_as_a_symlink_is_not_followed(tmp_path: Path) -> None:
+def test_working_file_planted_as_a_symlink_is_not_followed(tmp_path: Path, spool_dir: Path) -> None:
     """create_private replaces a planted link by a new private file; the target is untouched."""
-    folder = tmp_path / "spool"
-    folder.mkdir(mode=0o700)
     victim = tmp_path / "victim"
     victim.write_text("keep me")
-    planted = folder / ".recovering-x.log.gz"
+    planted = spool_dir / ".recovering-x.log.gz"
     planted.symlink_to(victim)
     descriptor = create_private(planted)
     os.write(descriptor, b"copy")
@@ -318,13 +321,11 @@ def test_working_file_planted_as_a_symlink_is_not_followed(tmp_path: Path) -> No
     assert stat.S_IMODE(planted.stat().st_mode) == 0o600
 
 
-def test_read_manifest_does_not_follow_a_link(tmp_path: Path) -> None:
+def test_read_manifest_does_not_follow_a_link(tmp_path: Path, spool_dir: Path) -> None:
     """A manifest that is a link (to any file) is not read."""
-    folder = tmp_path / "spool"
-    folder.mkdir(mode=0o700)
     target = tmp_path / "elsewhere.json"
     target.write_text('{"key": "x"}')
-    manifest = folder / "a-1-abc.log.json"
+    manifest = spool_dir / "a-1-abc.log.json"
     manifest.symlink_to(target)
     with pytest.raises(OSError):
         read_manifest(manifest)

@@ -27,6 +27,14 @@ NOBODY = 65534
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
 
 
+def rewrite_manifest(path: Path, **fields: object) -> None:
+    """Change fields of the manifest of spool file ``path``, as an attacker with write access
+    to the spool folder could."""
+    data = json.loads(manifest_path(path).read_text())
+    data.update(fields)
+    manifest_path(path).write_text(json.dumps(data))
+
+
 def as_attacker(step: Callable[[], None]) -> None:
     """Run ``step`` as another user (``nobody``), in a child process; fail if it fails."""
     child = os.fork()
@@ -123,11 +131,9 @@ def test_precreated_world_writable_folder_is_refused(shared_tmp: Path, secret: P
     assert (folder / name).is_symlink()  # left untouched
 
 
-def test_symlinked_spool_file_is_not_read(tmp_path: Path, secret: Path) -> None:
+def test_symlinked_spool_file_is_not_read(spool_dir: Path, secret: Path) -> None:
     """A spool file that is a link to a file outside the folder is refused, naming it."""
-    folder = tmp_path / "spool"
-    folder.mkdir(mode=0o700)
-    planted = folder / "5b0c7f2e-1-abcdef0123.log"
+    planted = spool_dir / "5b0c7f2e-1-abcdef0123.log"
     planted.symlink_to(secret)
     manifest_path(planted).write_text(
         json.dumps(
@@ -140,7 +146,7 @@ def test_symlinked_spool_file_is_not_read(tmp_path: Path, secret: Path) -> None:
             }
         )
     )
-    report = recover_spool(folder, storage="default", attempts=1, backoff=0)
+    report = recover_spool(spool_dir, storage="default", attempts=1, backoff=0)
     assert [path for path, _ in report.refused] == [planted]
     assert planted.name in report.refused[0][1]
     assert not storages["default"].exists("recovery-tests/5b0c7f2e-1.log")
@@ -172,9 +178,7 @@ def test_manifest_cannot_choose_the_storage_or_leave_the_prefix(
     configured prefix, climbing or absolute, is refused and nothing is written anywhere."""
     spool_dir = tmp_path / "spool"
     path, _, _ = failed_upload_orphan(spool_dir, compressed=False)
-    data = json.loads(manifest_path(path).read_text())
-    data.update(storage=storage, key=key)
-    manifest_path(path).write_text(json.dumps(data))
+    rewrite_manifest(path, storage=storage, key=key)
     before = stored_names("admin")
     report = recover_spool(spool_dir, storage="default", attempts=1, backoff=0)
     assert [refused for refused, _ in report.refused] == [path]
@@ -187,9 +191,7 @@ def test_manifest_storage_is_ignored_for_a_good_key(tmp_path: Path) -> None:
     """A manifest's storage field is never used: the log goes to the configured storage."""
     spool_dir = tmp_path / "spool"
     path, planned, _ = failed_upload_orphan(spool_dir, compressed=False)
-    data = json.loads(manifest_path(path).read_text())
-    data["storage"] = "staticfiles"
-    manifest_path(path).write_text(json.dumps(data))
+    rewrite_manifest(path, storage="staticfiles")
     report = recover_spool(spool_dir, storage="default", attempts=1, backoff=0)
     assert report.stored == [planned]
     assert storages["default"].exists(planned)
@@ -201,9 +203,7 @@ def test_swapped_manifest_of_a_real_failed_upload_is_refused(tmp_path: Path) -> 
     log is not sent there, and stays in the spool folder."""
     spool_dir = tmp_path / "spool"
     path, planned, _ = failed_upload_orphan(spool_dir, compressed=False)
-    data = json.loads(manifest_path(path).read_text())
-    data["key"] = "recovery-tests/someone-else-1.log"
-    manifest_path(path).write_text(json.dumps(data))
+    rewrite_manifest(path, key="recovery-tests/someone-else-1.log")
     report = recover_spool(spool_dir, storage="default", attempts=1, backoff=0)
     assert [refused for refused, _ in report.refused] == [path]
     assert not storages["default"].exists("recovery-tests/someone-else-1.log")
@@ -229,9 +229,7 @@ def test_existing_object_not_written_by_the_run_is_kept(tmp_path: Path) -> None:
     spool_dir = tmp_path / "spool"
     path, key, _ = killed_orphan(spool_dir, compressed=False)
     storages["default"].save(key, __import__("io").BytesIO(b"someone else's object\n"))
-    data = json.loads(manifest_path(path).read_text())
-    data.update(checkpoint="2026-01-01T00:00:00+00:00", checkpoint_sha256="0" * 64)
-    manifest_path(path).write_text(json.dumps(data))
+    rewrite_manifest(path, checkpoint="2026-01-01T00:00:00+00:00", checkpoint_sha256="0" * 64)
     report = recover_spool(spool_dir, storage="default", attempts=1, backoff=0)
     with storages["default"].open(key, "rb") as stream:
         assert stream.read() == b"someone else's object\n"

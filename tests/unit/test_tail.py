@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import logging
 import multiprocessing
 import os
@@ -13,10 +12,10 @@ import pytest
 from django.core.files.storage import storages
 
 from celery_parselog.capture import RunCapture
-from celery_parselog.formatting import build_formatter
 from celery_parselog.recovery import recover_spool
 from celery_parselog.spool import tail_paths, write_manifest
 from tests.notes import CUT_MARKER, INCOMPLETE_TRAILER
+from tests.unit.captures import lines_of, new_capture, record
 
 MARKER = re.compile(
     r"^-- (\d+) records \((\d+) bytes\) left out here: "
@@ -25,28 +24,19 @@ MARKER = re.compile(
 
 
 def make_capture(spool_dir: Path, *, max_bytes: int, compress_level: int = 0) -> RunCapture:
-    return RunCapture(
+    """A capture of task ``tail-task`` capped at ``max_bytes``, one line per message."""
+    return new_capture(
+        spool_dir,
         task_id="tail-task",
-        task_name="tests.tail",
-        attempt=1,
-        levelno=logging.INFO,
-        formatter=build_formatter("%(message)s", task_id="tail-task", task_name="tests.tail"),
-        spool_dir=spool_dir,
+        fmt="%(message)s",
         compress_level=compress_level,
-        allows_logger=lambda name: True,
         max_bytes=max_bytes,
     )
 
 
-def record(number: int) -> logging.LogRecord:
-    return logging.LogRecord("tests.tail", logging.INFO, "", 0, "record %06d", (number,), None)
-
-
-def lines_of(capture: RunCapture) -> list[str]:
-    data = capture.path.read_bytes()
-    if capture.compressed:
-        data = gzip.decompress(data)
-    return data.decode().splitlines()
+def numbered(number: int) -> logging.LogRecord:
+    """The record of line ``number``: ``record 000042``."""
+    return record("record %06d", (number,))
 
 
 @pytest.mark.parametrize("compress_level", [0, 6])
@@ -55,7 +45,7 @@ def test_capped_log_keeps_head_marker_and_tail(tmp_path: Path, compress_level: i
     capture = make_capture(tmp_path, max_bytes=20_000, compress_level=compress_level)
     total = 10_000  # 14 bytes a line: 140,000 bytes, seven times the cap
     for number in range(total):
-        capture.emit(record(number))
+        capture.emit(numbered(number))
     capture.finish()
     lines = lines_of(capture)
     capture.release()
@@ -81,7 +71,7 @@ def test_spool_stays_near_the_cap_while_writing(tmp_path: Path) -> None:
     capture = make_capture(tmp_path, max_bytes=20_000)
     largest = 0
     for number in range(5_000):
-        capture.emit(record(number))
+        capture.emit(numbered(number))
         on_disk = sum(
             p.stat().st_size for p in (capture.path, *tail_paths(capture.path)) if p.exists()
         )
@@ -94,7 +84,7 @@ def test_log_under_the_cap_is_untouched(tmp_path: Path) -> None:
     """A log below the cap gets no marker and no tail files."""
     capture = make_capture(tmp_path, max_bytes=20_000)
     for number in range(100):
-        capture.emit(record(number))
+        capture.emit(numbered(number))
     capture.finish()
     assert lines_of(capture) == [f"record {n:06d}" for n in range(100)]
     assert capture.omitted == (0, 0)
@@ -106,7 +96,7 @@ def test_zero_means_no_cap(tmp_path: Path) -> None:
     """max_bytes=0 writes every record, however many."""
     capture = make_capture(tmp_path, max_bytes=0)
     for number in range(5_000):
-        capture.emit(record(number))
+        capture.emit(numbered(number))
     capture.finish()
     assert len(lines_of(capture)) == 5_000
     capture.release()
@@ -120,7 +110,7 @@ def _killed_mid_run(spool_dir: Path, key: str) -> None:
         {"task_id": "tail-task", "attempt": 1, "key": key, "storage": "default"},
     )
     for number in range(5_000):
-        capture.emit(record(number))
+        capture.emit(numbered(number))
     os._exit(0)
 
 

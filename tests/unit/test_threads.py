@@ -9,24 +9,16 @@ from pathlib import Path
 
 from celery_parselog import carry_context
 from celery_parselog.capture import RunCapture
-from celery_parselog.formatting import build_formatter
 from celery_parselog.routing import CaptureRouter, LoggerSelection
+from tests.unit.captures import new_capture
 from tests.unit.routed import Routed
 
 logger = logging.getLogger("tests.threads")
 
 
 def make_run(spool_dir: Path, selection: LoggerSelection) -> RunCapture:
-    return RunCapture(
-        task_id="threads-task",
-        task_name="tests.threads",
-        attempt=1,
-        levelno=logging.INFO,
-        formatter=build_formatter("%(message)s", task_id="t", task_name="tests.threads"),
-        spool_dir=spool_dir,
-        compress_level=0,
-        allows_logger=selection.allows,
-    )
+    """A plain capture of one line per message that keeps what ``selection`` allows."""
+    return new_capture(spool_dir, fmt="%(message)s", allows_logger=selection.allows)
 
 
 def work(label: str) -> str:

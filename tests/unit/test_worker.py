@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import logging
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -49,19 +49,14 @@ def _embedded(data_file_id: int) -> dict[str, int]:
     return {"rows": 10}
 
 
-@pytest.fixture(autouse=True)
-def _root_logs_everything() -> None:
-    """Let INFO records be created, as in a worker started with --loglevel=INFO."""
-    logging.getLogger().setLevel(logging.DEBUG)
+pytestmark = pytest.mark.usefixtures("root_logs_everything")
 
 
 @pytest.fixture
-def app() -> Iterator[Celery]:
-    """A Celery app (in-memory broker and results) with the selected task ``tests.parse``."""
-    celery_app = Celery("unit", set_as_current=False, broker="memory://", backend="cache+memory://")
-    celery_app.task(name="tests.parse", shared=False)(_parse)
-    yield celery_app
-    celery_app.close()
+def app(app: Celery) -> Celery:
+    """The test's app (in-memory broker and results), with the selected task ``tests.parse``."""
+    app.task(name="tests.parse", shared=False)(_parse)
+    return app
 
 
 def spool_entries() -> set[Path]:

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from celery_parselog.conf import ParselogSettings
 from celery_parselog.lease import Lease
 from celery_parselog.lost import find_lost
-from celery_parselog.management.commands.parselog_recover import _result_backend
+from celery_parselog.management.shared import result_backend
 
 
 class Command(BaseCommand):
@@ -36,7 +36,7 @@ class Command(BaseCommand):
         seconds: float | None = options["older_than"]
         if seconds is not None and seconds < 0:
             raise CommandError("--older-than takes a number of seconds, 0 or more.")
-        report = find_lost(backend=_result_backend(), storage=settings.storage, seconds=seconds)
+        report = find_lost(backend=result_backend(), storage=settings.storage, seconds=seconds)
         if options["verbosity"] >= 2:
             for key in report.with_checkpoint:
                 self.stdout.write(f"lost, at its last checkpoint: {key}")

@@ -10,6 +10,7 @@ from django.core.files.storage import InvalidStorageError, storages
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from celery_parselog.management.shared import progress_due
 from celery_parselog.models import TaskLog
 
 
@@ -59,7 +60,7 @@ class Command(BaseCommand):
                 failed.append(f"{row.task_id} (attempt {row.attempt}): {outcome}")
             else:
                 deleted += 1
-            if verbosity >= 1 and (verbosity >= 2 or total <= 50 or number % 100 == 0):
+            if progress_due(number, total, verbosity=verbosity, all_up_to=50, every=100):
                 self.stdout.write(f"[{number}/{total}] {row.key or row.task_id}: {outcome}")
         summary = "would be deleted" if dry_run else "deleted"
         self.stdout.write(f"{deleted} runs {summary}, {len(failed)} failed.")

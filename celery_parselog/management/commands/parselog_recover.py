@@ -11,6 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from celery_parselog.conf import ParselogSettings
+from celery_parselog.management.shared import progress_due, result_backend
 from celery_parselog.recovery import recover_spool
 
 
@@ -42,7 +43,7 @@ class Command(BaseCommand):
             raise CommandError(f"The spool folder {spool_dir} does not exist.")
 
         def progress(number: int, total: int, outcome: str) -> None:
-            if verbosity >= 1 and (verbosity >= 2 or total <= 20 or number % 50 == 0):
+            if progress_due(number, total, verbosity=verbosity, all_up_to=20, every=50):
                 self.stdout.write(f"[{number}/{total}] {outcome}")
 
         with _as_owner_of(spool_dir, allowed=options["owner_ok"]):
@@ -51,7 +52,7 @@ class Command(BaseCommand):
                 storage=settings.storage,
                 attempts=settings.upload_attempts,
                 backoff=settings.upload_backoff,
-                backend=_result_backend(),
+                backend=result_backend(),
                 progress=progress,
                 log_format=settings.format,
                 key_template=settings.key,
@@ -102,13 +103,3 @@ def _as_owner_of(spool_dir: Path, *, allowed: bool) -> Iterator[None]:
         os.seteuid(me)
         os.setegid(0)
         os.setgroups(groups)
-
-
-def _result_backend() -> Any:
-    """The project's Celery result backend, to record where recovered logs went."""
-    from celery import current_app
-
-    try:
-        return current_app.backend
-    except Exception:  # noqa: BLE001 - logs are stored even when results cannot be told
-        return None

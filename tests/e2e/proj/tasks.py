@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import logging
 import logging.config
+import multiprocessing
 import os
 import time
 from pathlib import Path
@@ -79,9 +80,16 @@ def _log_bulk(lines: int) -> None:
 
 @shared_task
 def slow_parse(
-    data_file_id: int, reparse_id: int | None = None, seconds: float = 30.0, lines: int = 3
+    data_file_id: int,
+    reparse_id: int | None = None,
+    seconds: float = 30.0,
+    lines: int = 3,
+    unprintable: bool = False,
 ) -> int:
-    """Logs a few lines, says which process it runs in, then waits to be killed or timed out."""
+    """Logs a few lines (after a record no formatter can print, if asked), says which
+    process it runs in, then waits to be killed or timed out."""
+    if unprintable:
+        records.info("an argument that cannot be printed: %s", _Unprintable())
     for number in range(lines):
         records.info("slow record %d of file %s", number, data_file_id)
     _say_running(data_file_id)
@@ -256,3 +264,34 @@ def identifiers_parse(
     records.warning("case on file", extra={"case_number": case_number})
     print("case", case_number, "done")
     raise ValueError(f"case {case_number} could not be saved: {lines[0].values[0][1]}")
+
+
+def _log_in_pool_worker(data_file_id: int, worker: int, lines: int) -> int:
+    """One job of a task's own process pool: it logs the way the task does. Random text
+    keeps gzip from shrinking the lines, so a buffered compressor would have flushed."""
+    for number in range(lines):
+        records.info(
+            "pool job %d line %d of file %s %s", worker, number, data_file_id, os.urandom(24).hex()
+        )
+    return worker
+
+
+@shared_task
+def forking_parse(
+    data_file_id: int, reparse_id: int | None = None, workers: int = 2, lines: int = 2000
+) -> int:
+    """Spreads its work over a fork-based ``multiprocessing`` pool whose jobs log, as a
+    CPU-bound parser does; logs a line of its own before and after."""
+    records.info("pool of file %s starts", data_file_id)
+    pool = multiprocessing.get_context("fork").Pool(workers)
+    try:
+        done = pool.starmap(
+            _log_in_pool_worker, [(data_file_id, job, lines) for job in range(workers * 2)]
+        )
+    finally:
+        # Not terminate(), as leaving a ``with`` block does: the forked processes carry
+        # the worker's own SIGTERM handler, so they would not end and join() would hang.
+        pool.close()
+        pool.join()
+    records.info("pool of file %s done: %d jobs", data_file_id, len(done))
+    return len(done)
