@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -33,12 +34,14 @@ __all__ = [
     "PostgresServer",
     "RedisServer",
     "S3Request",
+    "SlowLink",
     "classify",
     "free_port",
     "moto_s3",
     "postgres_server",
     "redis_server",
     "s3_client",
+    "slow_link",
     "summarize",
 ]
 
@@ -329,3 +332,80 @@ def moto_s3(bucket: str) -> Iterator[str]:
         yield server.endpoint
     finally:
         server.stop()
+
+
+# -- A slow link ---------------------------------------------------------------------
+
+
+class SlowLink:
+    """A TCP proxy to ``upstream`` that carries what its clients send at ``bytes_per_second``
+    on each connection, the way a slow uplink does; answers come back at full speed.
+
+    Workers pointed at it upload a large log slowly and a small one at once, so uploads
+    finish in another order than the runs did, as they do on a real slow link.
+    """
+
+    _CHUNK = 16 * 1024
+
+    def __init__(self, upstream: str, bytes_per_second: int) -> None:
+        target = urllib.parse.urlsplit(upstream)
+        self._target = (target.hostname or "127.0.0.1", target.port or 80)
+        self._rate = bytes_per_second
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # the listener was closed
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+
+    def _connect(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(self._target, timeout=10)
+        except OSError:
+            client.close()
+            return
+        upstream.settimeout(None)
+        with self._lock:
+            self._open.extend((client, upstream))
+        threading.Thread(target=self._carry, args=(upstream, client, 0), daemon=True).start()
+        self._carry(client, upstream, self._rate)
+
+    def _carry(self, source: socket.socket, sink: socket.socket, rate: int) -> None:
+        """Copy until ``source`` closes; with a ``rate``, wait after each chunk for as long
+        as the link takes to carry it."""
+        try:
+            while chunk := source.recv(self._CHUNK):
+                sink.sendall(chunk)
+                if rate:
+                    time.sleep(len(chunk) / rate)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
+
+    def stop(self) -> None:
+        self._listener.close()
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.close()
+            self._open.clear()
+
+
+@contextlib.contextmanager
+def slow_link(upstream: str, bytes_per_second: int) -> Iterator[SlowLink]:
+    """A :class:`SlowLink` to ``upstream`` for the length of the block."""
+    link = SlowLink(upstream, bytes_per_second)
+    try:
+        yield link
+    finally:
+        link.stop()

@@ -4,6 +4,7 @@ PostgreSQL server, and ``celery worker`` subprocesses of the project in ``tests/
 from __future__ import annotations
 
 import gc
+import gzip
 import json
 import os
 import signal
@@ -34,7 +35,20 @@ from tests.servers import (
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "parselog-e2e"
 
-__all__ = ["BUCKET", "REPO", "RecordFault", "StoppableS3", "Worker", "free_port", "s3_client"]
+__all__ = [
+    "BUCKET",
+    "REPO",
+    "RecordFault",
+    "StoppableS3",
+    "Worker",
+    "free_port",
+    "object_lines",
+    "running_pid",
+    "s3_client",
+    "spool_contents",
+    "stored_text",
+    "wait_for",
+]
 
 
 @pytest.fixture(scope="session")
@@ -225,6 +239,43 @@ def start_worker(redis_url: str, s3_endpoint: str, tmp_path: Path) -> Iterator[A
                 worker.process.kill()
                 worker.process.wait(10)
         worker.client.close()
+
+
+# -- Helpers the tests share: waiting, and reading what a run left --------------------
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> Any:
+    """Poll ``condition`` until it returns something true, and return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def running_pid(worker: Worker, file_id: int) -> int:
+    """The pid of the process running a task for ``file_id``, once it said it got going
+    (the project's tasks write it to ``running-<file_id>`` in the state folder)."""
+    marker = worker.state_dir / f"running-{file_id}"
+    return int(wait_for(lambda: marker.exists() and marker.read_text(), 60, "the task to start"))
+
+
+def object_lines(endpoint: str, key: str) -> list[str]:
+    """The lines of the log stored under ``key``, decompressed when it is gzip."""
+    body = s3_client(endpoint).get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    text = gzip.decompress(body) if key.endswith(".gz") else body
+    return str(text.decode()).splitlines()
+
+
+def stored_text(endpoint: str, info: LogInfo) -> list[str]:
+    return object_lines(endpoint, info.key)
+
+
+def spool_contents(worker: Worker) -> list[str]:
+    spool = worker.state_dir / "spool"
+    return sorted(p.name for p in spool.iterdir()) if spool.exists() else []
 
 
 # -- The reliability table: each fault test records what it saw --------------------

@@ -33,19 +33,19 @@ from tests.e2e.conftest import (
     StoppableS3,
     Worker,
     one_log,
+    running_pid,
     s3_client,
+    spool_contents,
+    stored_text,
+    wait_for,
     wrong_run,
 )
 from tests.e2e.test_nothing_lost import (
     PARSE,
     SLOW,
-    running_pid,
     slow_lines,
-    spool_contents,
     stored_info,
     stored_or_none,
-    stored_text,
-    wait_for,
 )
 from tests.notes import INCOMPLETE_TRAILER
 

@@ -22,21 +22,11 @@ from psycopg.rows import dict_row
 
 from celery_parselog import log_info
 from celery_parselog.lease import Lease
-from tests.e2e.conftest import BUCKET, s3_client
+from tests.e2e.conftest import BUCKET, s3_client, wait_for
 
 SLOW = "tests.e2e.proj.tasks.slow_parse"
 # The workers' lease, shortened so that the test need not wait the default 76 s.
 LEASE_SECONDS = 4.0
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 ROW_FIELDS = (

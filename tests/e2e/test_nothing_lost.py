@@ -22,30 +22,17 @@ from tests.e2e.conftest import (
     REPO,
     RecordFault,
     StoppableS3,
-    Worker,
+    running_pid,
     s3_client,
+    spool_contents,
+    stored_text,
+    wait_for,
     wrong_run,
 )
 from tests.notes import INCOMPLETE_TRAILER
 
 SLOW = "tests.e2e.proj.tasks.slow_parse"
 PARSE = "tests.e2e.proj.tasks.parse"
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def running_pid(worker: Worker, file_id: int) -> int:
-    """The pid of the process running ``slow_parse`` for ``file_id``, once it got going."""
-    marker = worker.state_dir / f"running-{file_id}"
-    return int(wait_for(lambda: marker.exists() and marker.read_text(), 60, "the task to start"))
 
 
 def stored_info(result: AsyncResult[Any], timeout: float = 60) -> LogInfo:
@@ -60,19 +47,8 @@ def stored_or_none(result: AsyncResult[Any]) -> LogInfo | None:
     return info if info is not None and info.stored else None
 
 
-def stored_text(endpoint: str, info: LogInfo) -> list[str]:
-    body = s3_client(endpoint).get_object(Bucket=BUCKET, Key=info.key)["Body"].read()
-    text = gzip.decompress(body) if info.key.endswith(".gz") else body
-    return str(text.decode()).splitlines()
-
-
 def slow_lines(file_id: int, lines: int = 3) -> list[str]:
     return [f"INFO e2eproj.records: slow record {n} of file {file_id}" for n in range(lines)]
-
-
-def spool_contents(worker: Worker) -> list[str]:
-    spool = worker.state_dir / "spool"
-    return sorted(p.name for p in spool.iterdir()) if spool.exists() else []
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ from django.urls import reverse
 
 from celery_parselog import log_info
 from celery_parselog.admin import TaskLogAdmin
-from tests.e2e.conftest import BUCKET, StoppableS3, s3_client
-from tests.e2e.test_nothing_lost import PARSE, spool_contents, wait_for
+from tests.e2e.conftest import BUCKET, StoppableS3, s3_client, spool_contents, wait_for
+from tests.e2e.test_nothing_lost import PARSE
 from tests.unit.runs import final_entry, pending_entry, record_finished, record_started
 
 

@@ -29,6 +29,10 @@ CELERY_BROKER_URL = _env.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = _env.get("E2E_RESULT_BACKEND", CELERY_BROKER_URL)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_EXTENDED = True
+# How long Redis keeps an unacknowledged message (an acks_late task's) before a worker
+# gives it to a consumer again; tests of lost workers shorten Kombu's default hour.
+if "E2E_VISIBILITY_TIMEOUT" in _env:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": float(_env["E2E_VISIBILITY_TIMEOUT"])}
 
 STORAGES = {
     "default": {

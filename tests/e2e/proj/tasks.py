@@ -4,6 +4,7 @@ celery-parselog."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import logging.config
 import multiprocessing
@@ -12,8 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from celery import shared_task
+from billiard.exceptions import WorkerLostError
+from celery import Task, shared_task
 from celery.exceptions import Ignore, Reject
+from celery.signals import task_failure
 from celery.utils.log import get_task_logger
 
 records = logging.getLogger("e2eproj.records")
@@ -55,6 +58,26 @@ def unselected(value: int) -> int:
     return value
 
 
+def _count_run(name: str) -> int:
+    """How many times a task body has started under ``name``, this time included: a file in
+    the state folder keeps the count across processes and workers."""
+    counter = Path(os.environ["E2E_STATE_DIR"]) / name
+    number = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(number))
+    return number
+
+
+def _say_running(data_file_id: int) -> None:
+    """Tell the test which process runs the task, so it can kill it (see ``running_pid``)."""
+    (Path(os.environ["E2E_STATE_DIR"]) / f"running-{data_file_id}").write_text(str(os.getpid()))
+
+
+def _log_bulk(lines: int) -> None:
+    """Log lines of random text, which gzip cannot shrink: a large log, to upload slowly."""
+    for number in range(lines):
+        records.info("bulk %d %s", number, base64.b64encode(os.urandom(768)).decode())
+
+
 @shared_task
 def slow_parse(
     data_file_id: int,
@@ -69,8 +92,7 @@ def slow_parse(
         records.info("an argument that cannot be printed: %s", _Unprintable())
     for number in range(lines):
         records.info("slow record %d of file %s", number, data_file_id)
-    marker = Path(os.environ["E2E_STATE_DIR"]) / f"running-{data_file_id}"
-    marker.write_text(str(os.getpid()))
+    _say_running(data_file_id)
     time.sleep(seconds)
     records.info("slow parse of file %s finished", data_file_id)
     return data_file_id
@@ -89,12 +111,83 @@ def retried_parse(self: Any, data_file_id: int, reparse_id: int | None = None) -
 @shared_task(autoretry_for=(ValueError,), retry_kwargs={"max_retries": 3, "countdown": 0.1})
 def autoretried_parse(data_file_id: int, reparse_id: int | None = None) -> int:
     """Fails its first attempt; Celery retries it through ``autoretry_for``."""
-    counter = Path(os.environ["E2E_STATE_DIR"]) / f"attempts-{data_file_id}"
-    attempt = int(counter.read_text()) + 1 if counter.exists() else 1
-    counter.write_text(str(attempt))
+    attempt = _count_run(f"attempts-{data_file_id}")
     records.info("attempt %d of file %s", attempt, data_file_id)
     if attempt < 2:
         raise ValueError(f"not yet, attempt {attempt}")
+    return attempt
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def redelivered_parse(data_file_id: int, reparse_id: int | None = None, lines: int = 3) -> int:
+    """Acknowledged late, and requeued when its worker is lost: the message's first
+    delivery logs a few lines and waits to be killed, the next one logs its own and succeeds.
+    Returns which delivery it was."""
+    delivery = _count_run(f"deliveries-{data_file_id}")
+    for number in range(lines):
+        records.info("delivery %d record %d of file %s", delivery, number, data_file_id)
+    if delivery == 1:
+        _say_running(data_file_id)
+        time.sleep(120)
+    return delivery
+
+
+# Celery 5.7's task option, which the type stubs do not know yet.
+_RETRY_ON_WORKER_LOST: dict[str, Any] = {"retry_on_worker_lost": True}
+
+
+@shared_task(bind=True, default_retry_delay=0, max_retries=3, **_RETRY_ON_WORKER_LOST)
+def lost_attempt_parse(
+    self: Any, data_file_id: int, reparse_id: int | None = None, bulk: int = 0
+) -> int:
+    """Retried by Celery when its worker is lost (``retry_on_worker_lost``): the first
+    attempt logs ``bulk`` large lines and waits to be killed, the second succeeds."""
+    attempt = int(self.request.retries) + 1
+    records.info("attempt %d of file %s", attempt, data_file_id)
+    if attempt == 1:
+        _log_bulk(bulk)
+        _say_running(data_file_id)
+        time.sleep(120)
+    return attempt
+
+
+def _retry_on_worker_lost(
+    sender: Any = None,
+    task_id: str = "",
+    exception: Any = None,
+    args: Any = (),
+    kwargs: Any = None,
+    **_: Any,
+) -> None:
+    """What ``retry_on_worker_lost`` does in Celery 5.7, for the Celery versions before it:
+    send the task again as its next attempt when its child was lost. Such projects did this
+    with a ``task_failure`` receiver in the worker's main process."""
+    if not getattr(sender, "retry_on_worker_lost", False):
+        return
+    if not isinstance(exception, WorkerLostError):
+        return
+    request = sender.request
+    retries = int(request.retries or 0) if request.id == task_id else 0
+    queue = next(iter(sender.app.amqp.queues.consume_from or ()), None)
+    sender.apply_async(args, kwargs, task_id=task_id, retries=retries + 1, queue=queue, countdown=0)
+
+
+if not hasattr(Task, "retry_on_worker_lost"):
+    task_failure.connect(_retry_on_worker_lost, weak=False, dispatch_uid="e2eproj.retry_lost")
+
+
+@shared_task(bind=True, max_retries=3)
+def overtaken_parse(
+    self: Any, data_file_id: int, reparse_id: int | None = None, bulk: int = 0
+) -> int:
+    """Retried twice with ``self.retry()``; only the first attempt logs ``bulk`` large lines,
+    so on a slow link its upload is still going on when the later attempts are done."""
+    attempt = int(self.request.retries) + 1
+    records.info("attempt %d of file %s", attempt, data_file_id)
+    if attempt == 1:
+        _log_bulk(bulk)
+    if attempt < 3:
+        raise self.retry(countdown=0)
     return attempt
 
 
