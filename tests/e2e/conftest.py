@@ -88,8 +88,12 @@ class StoppableS3:
         self._server: ThreadedMotoServer | None = None
 
     def start(self) -> None:
+        """Start (or bring back) the server, with the test bucket there once it answers."""
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port)
         self._server.start()
+        client = s3_client(self.endpoint)
+        if BUCKET not in {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}:
+            client.create_bucket(Bucket=BUCKET)
 
     def stop(self) -> None:
         if self._server is not None:
@@ -102,7 +106,6 @@ def stoppable_s3() -> Iterator[StoppableS3]:
     """An S3 server of the test's own, with the test bucket, for a test to make an outage."""
     server = StoppableS3()
     server.start()
-    s3_client(server.endpoint).create_bucket(Bucket=BUCKET)
     yield server
     server.stop()
 
@@ -276,6 +279,52 @@ def stored_text(endpoint: str, info: LogInfo) -> list[str]:
 def spool_contents(worker: Worker) -> list[str]:
     spool = worker.state_dir / "spool"
     return sorted(p.name for p in spool.iterdir()) if spool.exists() else []
+
+
+def parse_while_s3_is_down(
+    start_worker: Any, s3: StoppableS3, file_id: int
+) -> tuple[Worker, AsyncResult[Any]]:
+    """``parse(file_id)`` on a solo worker while ``s3`` is down, with one upload try and a
+    sweep only at start: the log and its manifest stay in the spool until something
+    (a command, the admin's "Store now") stores them."""
+    worker: Worker = start_worker(
+        "--pool",
+        "solo",
+        env={
+            "E2E_S3_ENDPOINT": s3.endpoint,
+            "E2E_UPLOAD_ATTEMPTS": "1",
+            "E2E_RECOVERY_INTERVAL": "0",
+        },
+    )
+    s3.stop()
+    result = worker.send("tests.e2e.proj.tasks.parse", file_id)
+    result.get(timeout=60)
+    assert wait_for(lambda: len(spool_contents(worker)) == 2, 30, "the log to stay in the spool")
+    return worker, result
+
+
+def run_in_project(worker: Worker, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``python ARGV`` from the repository in ``worker``'s environment (its settings,
+    database and storage), as an operator's second process on that host would run it."""
+    return subprocess.run(
+        [sys.executable, *argv],
+        cwd=REPO,
+        env=worker.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def django_db_meta(worker: Worker, task_id: str) -> dict[str, Any]:
+    """What a separate Django process reads of a task from the worker's own database."""
+    reader = run_in_project(
+        worker, str(Path(__file__).with_name("read_django_db_meta.py")), task_id
+    )
+    assert reader.returncode == 0, reader.stderr
+    report: dict[str, Any] = json.loads(reader.stdout)
+    return report
 
 
 # -- The reliability table: each fault test records what it saw --------------------

@@ -19,6 +19,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
+from celery_parselog.models import TaskLog
 from tests.browser_urls import one_time_login_path
 from tests.e2e.conftest import BUCKET
 from tests.e2e.test_compare_page_browser import ensure_chromium
@@ -219,12 +220,10 @@ def _download(page: Any) -> tuple[str, bytes]:
     return download.suggested_filename, Path(download.path()).read_bytes()
 
 
-def test_a_file_system_download_is_a_valid_gzip_file(
-    browser: Any, live_server: Any, viewer: User
-) -> None:
-    """Saved from FileSystemStorage, the file is named .log.gz and really is gzip."""
-    task_id = str(uuid.uuid4())
-    row = stored_run(parse_log(task_id, 3), task_id=task_id)
+def download_from_run_page(
+    browser: Any, live_server: Any, viewer: User, row: TaskLog
+) -> tuple[str, bytes]:
+    """What the browser saves when ``viewer`` clicks Download on ``row``'s page."""
     page = open_page(
         browser,
         live_server,
@@ -232,7 +231,16 @@ def test_a_file_system_download_is_a_valid_gzip_file(
         reverse("admin:celery_parselog_tasklog_change", args=[row.pk]),
         accept_downloads=True,
     )
-    name, data = _download(page)
+    return _download(page)
+
+
+def test_a_file_system_download_is_a_valid_gzip_file(
+    browser: Any, live_server: Any, viewer: User
+) -> None:
+    """Saved from FileSystemStorage, the file is named .log.gz and really is gzip."""
+    task_id = str(uuid.uuid4())
+    row = stored_run(parse_log(task_id, 3), task_id=task_id)
+    name, data = download_from_run_page(browser, live_server, viewer, row)
     assert name.endswith(".log.gz")
     assert (
         gzip.decompress(data).decode().startswith("2026-11-29T19:52:10.417Z INFO datafiles.tasks")
@@ -259,13 +267,6 @@ def test_an_s3_download_is_a_valid_text_file(
     }
     task_id = str(uuid.uuid4())
     row = stored_run(parse_log(task_id, 4), task_id=task_id, alias="s3")
-    page = open_page(
-        browser,
-        live_server,
-        viewer,
-        reverse("admin:celery_parselog_tasklog_change", args=[row.pk]),
-        accept_downloads=True,
-    )
-    name, data = _download(page)
+    name, data = download_from_run_page(browser, live_server, viewer, row)
     assert name == f"{task_id}-1.log"
     assert data.decode().startswith("2026-11-29T19:52:10.417Z INFO datafiles.tasks")

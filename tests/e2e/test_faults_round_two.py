@@ -226,9 +226,14 @@ def test_orphan_is_stored_while_its_worker_lives_though_a_child_forked_during_it
     wait_for(lambda: failed_sweeps() > sweeps_before, 120, "the sweep to give up")
 
     stoppable_s3.start()
-    info = wait_for(
-        lambda: stored_or_none(result), 90, "the orphan to be stored while its worker lives"
-    )
+    try:
+        info = wait_for(
+            lambda: stored_or_none(result), 90, "the orphan to be stored while its worker lives"
+        )
+    except AssertionError as timed_out:
+        raise AssertionError(
+            f"{timed_out}; the worker's log:\n{worker.log_text()[-4000:]}"
+        ) from None
     assert worker.process.poll() is None
     assert stored_text(stoppable_s3.endpoint, info) == [*slow_lines(90), INCOMPLETE_TRAILER]
     assert wait_for(lambda: spool_contents(worker) == [], 10, "the spool to empty")

@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 
 from celery_parselog import log_info
 from celery_parselog.lease import Lease
-from tests.e2e.conftest import BUCKET, s3_client, wait_for
+from tests.e2e.conftest import BUCKET, Worker, s3_client, wait_for
 
 SLOW = "tests.e2e.proj.tasks.slow_parse"
 # The workers' lease, shortened so that the test need not wait the default 76 s.
@@ -59,6 +59,19 @@ def postgres_rows(connect_args: dict[str, Any]) -> RowReader:
     return read
 
 
+def host_with(start_worker: Any, env: dict[str, str], spool: Path, state_dir: Path) -> Worker:
+    """A worker standing for a host of its own: its own spool folder, the shared database."""
+    worker: Worker = start_worker(
+        "--pool",
+        "prefork",
+        "--concurrency",
+        "1",
+        env={**env, "E2E_SPOOL_DIR": str(spool)},
+        state_dir=state_dir,
+    )
+    return worker
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def shared_database(
     request: pytest.FixtureRequest, tmp_path: Path
@@ -91,22 +104,9 @@ def test_run_of_a_vanished_worker_is_marked_lost_at_its_last_checkpoint(
         "E2E_LEASE_SECONDS": str(LEASE_SECONDS),
         **database_env,
     }
-    doomed = start_worker(
-        "--pool",
-        "prefork",
-        "--concurrency",
-        "1",
-        env={**common, "E2E_SPOOL_DIR": str(spool_a)},
-        state_dir=shared,
-    )
-    survivor = start_worker(
-        "--pool",
-        "prefork",
-        "--concurrency",
-        "1",
-        env={**common, "E2E_SPOOL_DIR": str(spool_b)},
-        state_dir=shared,
-    )
+
+    doomed = host_with(start_worker, common, spool_a, shared)
+    survivor = host_with(start_worker, common, spool_b, shared)
     assert doomed.name != survivor.name
 
     result = doomed.send(SLOW, 81, seconds=300.0)

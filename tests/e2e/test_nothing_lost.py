@@ -8,7 +8,6 @@ import gzip
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,10 @@ from celery.result import AsyncResult
 from celery_parselog import LogInfo, log_info
 from tests.e2e.conftest import (
     BUCKET,
-    REPO,
     RecordFault,
     StoppableS3,
+    parse_while_s3_is_down,
+    run_in_project,
     running_pid,
     s3_client,
     spool_contents,
@@ -234,32 +234,12 @@ def test_recover_command_reports_an_unreachable_storage_then_stores(
     start_worker: Any, stoppable_s3: StoppableS3, record_fault: RecordFault
 ) -> None:
     """parselog_recover exits non-zero with a clear message while S3 is down, then stores."""
-    worker = start_worker(
-        "--pool",
-        "solo",
-        env={
-            "E2E_S3_ENDPOINT": stoppable_s3.endpoint,
-            "E2E_UPLOAD_ATTEMPTS": "1",
-            "E2E_RECOVERY_INTERVAL": "0",
-        },
-    )
-    stoppable_s3.stop()
-    result = worker.send(PARSE, 66)
-    result.get(timeout=60)
-    assert wait_for(lambda: len(spool_contents(worker)) == 2, 30, "the log to stay in the spool")
+    worker, result = parse_while_s3_is_down(start_worker, stoppable_s3, 66)
     worker.process.send_signal(signal.SIGTERM)
     worker.process.wait(30)
 
     def recover() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "django", "parselog_recover"],
-            cwd=REPO,
-            env=worker.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return run_in_project(worker, "-m", "django", "parselog_recover")
 
     down = recover()
     assert down.returncode != 0

@@ -4,17 +4,14 @@ django-db result backend (django-celery-results) live on a PostgreSQL server of 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 from celery_parselog import LogInfo
-from tests.e2e.conftest import REPO, Worker
+from tests.e2e.conftest import Worker, django_db_meta
 from tests.e2e.test_worker_capture import assert_run_log
 from tests.servers import PostgresServer
 
@@ -24,19 +21,7 @@ PARSE = "tests.e2e.proj.tasks.parse"
 
 
 def read_back(worker: Worker, task_id: str) -> dict[str, Any]:
-    """What a separate Django process reads of a task from the worker's own database."""
-    reader = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("read_django_db_meta.py")), task_id],
-        cwd=REPO,
-        env=worker.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert reader.returncode == 0, reader.stderr
-    report: dict[str, Any] = json.loads(reader.stdout)
-    return report
+    return django_db_meta(worker, task_id)
 
 
 def test_prefork_worker_on_postgres_writes_rows_and_django_db_metadata(

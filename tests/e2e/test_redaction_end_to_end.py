@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery.result import AsyncResult
 
 from celery_parselog import log_info
 from celery_parselog.redaction import DEFAULT_REDACT
@@ -42,6 +43,14 @@ def leaked(text: str, values: set[str]) -> list[str]:
     return sorted(value for value in values if value in text)
 
 
+def stored_log(result: AsyncResult[Any], endpoint: str) -> str:
+    """The text of ``result``'s stored log, read back from S3."""
+    info = log_info(result, wait=30)
+    assert info is not None and info.stored, info
+    body = s3_client(endpoint).get_object(Bucket=BUCKET, Key=info.key)["Body"].read()
+    return gzip.decompress(body).decode()
+
+
 @pytest.mark.parametrize("log_format", ["%(levelname)s %(name)s: %(message)s", "json"])
 def test_nothing_sensitive_reaches_disk_storage_or_records(
     log_format: str, start_worker: Any, s3_endpoint: str
@@ -63,10 +72,7 @@ def test_nothing_sensitive_reaches_disk_storage_or_records(
     assert leaked(during, values) == []
 
     assert result.get(timeout=60) == 80
-    info = log_info(result, wait=30)
-    assert info is not None and info.stored
-    body = s3_client(s3_endpoint).get_object(Bucket=BUCKET, Key=info.key)["Body"].read()
-    stored = gzip.decompress(body).decode()
+    stored = stored_log(result, s3_endpoint)
     assert stored.count("corpus line") == 300
     assert "[REDACTED:" in stored
     assert leaked(stored, values) == []
@@ -103,10 +109,7 @@ def test_no_identifier_reaches_storage_or_records_with_identifiers_on(
     result = worker.send("tests.e2e.proj.tasks.identifiers_parse", 81, case_number=CASE_NUMBER)
     with pytest.raises(ValueError, match="could not be saved"):
         result.get(timeout=60)
-    info = log_info(result, wait=30)
-    assert info is not None and info.stored
-    body = s3_client(s3_endpoint).get_object(Bucket=BUCKET, Key=info.key)["Body"].read()
-    stored = gzip.decompress(body).decode()
+    stored = stored_log(result, s3_endpoint)
     assert stored.count("corpus line") == 300
     assert "[REDACTED:identifiers]" in stored
     assert leaked(stored, values) == []

@@ -15,7 +15,13 @@ from django.urls import reverse
 
 from celery_parselog import log_info
 from celery_parselog.admin import TaskLogAdmin
-from tests.e2e.conftest import BUCKET, StoppableS3, s3_client, spool_contents, wait_for
+from tests.e2e.conftest import (
+    BUCKET,
+    StoppableS3,
+    parse_while_s3_is_down,
+    s3_client,
+    spool_contents,
+)
 from tests.e2e.test_nothing_lost import PARSE
 from tests.unit.runs import final_entry, pending_entry, record_finished, record_started
 
@@ -27,20 +33,8 @@ def test_store_now_has_the_worker_store_a_log_whose_upload_failed(
 ) -> None:
     """S3 down at upload: the log waits in the spool; once S3 is back, the admin action
     asks the worker of that host, which stores it at once and says so."""
-    worker = start_worker(
-        "--pool",
-        "solo",
-        env={
-            "E2E_S3_ENDPOINT": stoppable_s3.endpoint,
-            "E2E_UPLOAD_ATTEMPTS": "1",
-            # Sweeps only at start: nothing but "Store now" stores the log.
-            "E2E_RECOVERY_INTERVAL": "0",
-        },
-    )
-    stoppable_s3.stop()
-    result = worker.send(PARSE, 67)
-    result.get(timeout=60)
-    assert wait_for(lambda: len(spool_contents(worker)) == 2, 30, "the log to stay in the spool")
+    # The worker sweeps only at start: nothing but "Store now" stores the log.
+    worker, result = parse_while_s3_is_down(start_worker, stoppable_s3, 67)
     failed = log_info(result, wait=10)
     assert failed is not None and failed.status == "failed"
     stoppable_s3.start()

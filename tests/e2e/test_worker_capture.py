@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +14,7 @@ import pytest
 from celery.result import AsyncResult
 
 from celery_parselog import LogInfo, log_info
-from tests.e2e.conftest import BUCKET, REPO, Worker, s3_client
+from tests.e2e.conftest import BUCKET, Worker, django_db_meta, s3_client
 
 pytestmark = pytest.mark.e2e
 
@@ -215,17 +212,7 @@ def test_django_db_backend_carries_the_entry_in_task_result_meta(
     """With django-celery-results' django-db backend, the entry is in TaskResult.meta."""
     worker = start_worker("--pool", "solo", env={"E2E_RESULT_BACKEND": "django-db"})
     task_id = send_parse(worker, 50).id
-    reader = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("read_django_db_meta.py")), task_id],
-        cwd=REPO,
-        env=worker.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert reader.returncode == 0, reader.stderr
-    report = json.loads(reader.stdout)
+    report = django_db_meta(worker, task_id)
     assert report["state"] == "SUCCESS"
     assert report["row_meta"]["parselog"]["status"] == "stored"
     info = LogInfo.from_entry(report["log_info"])

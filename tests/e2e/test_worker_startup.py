@@ -48,16 +48,34 @@ def test_worker_log_says_capture_is_on(start_worker: Any) -> None:
     assert "tests.e2e.proj.tasks.unselected" not in line
 
 
-def run_worker(tmp_path: Path, redis_url: str, settings_module: str) -> tuple[int, str]:
-    """Run ``celery worker`` of the project until it exits; its exit status and its log."""
-    done = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "tests.e2e.proj", "worker", "--loglevel", "INFO"],
+def run_python(
+    tmp_path: Path, redis_url: str, settings_module: str, *argv: str
+) -> subprocess.CompletedProcess[str]:
+    """``python ARGV`` from the repository with the project's environment, until it exits."""
+    return subprocess.run(
+        [sys.executable, *argv],
         cwd=REPO,
         env=project_env(tmp_path, redis_url, settings_module),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+    )
+
+
+def run_worker(tmp_path: Path, redis_url: str, settings_module: str) -> tuple[int, str]:
+    """Run ``celery worker`` of the project until it exits; its exit status and its log."""
+    done = run_python(
+        tmp_path,
+        redis_url,
+        settings_module,
+        "-m",
+        "celery",
+        "-A",
+        "tests.e2e.proj",
+        "worker",
+        "--loglevel",
+        "INFO",
     )
     return done.returncode, done.stdout + done.stderr
 
@@ -100,15 +118,7 @@ def test_manage_py_check_loads_the_tasks_and_reports_every_mistake(
     tmp_path: Path, redis_url: str
 ) -> None:
     """``django-admin check`` on the project finds its tasks and reports each mistake by id."""
-    done = subprocess.run(
-        [sys.executable, "-m", "django", "check"],
-        cwd=REPO,
-        env=project_env(tmp_path, redis_url, MISTAKES),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_python(tmp_path, redis_url, MISTAKES, "-m", "django", "check")
     report = done.stdout + done.stderr
     assert done.returncode == 1, report
     for part in [
