@@ -343,7 +343,13 @@ def test_a_capped_runs_checkpoint_keeps_the_tail_for_a_lost_worker(
         lines = stored_lines(client, key)
         return lines if lines and lines[-1] == expected[-1] else None
 
+    def names_a_checkpoint() -> bool:
+        published = log_info(result)
+        return published is not None and published.checkpoint is not None
+
     wait_for(with_last_line, 60, "a checkpoint that holds the log's last line")
+    # The entry names a checkpoint once its publish, which follows the upload, is done.
+    wait_for(names_a_checkpoint, 30, "the entry to name the checkpoint")
     # The machine is lost: nothing will recover the spool file; storage has what it has.
     worker.process.send_signal(signal.SIGKILL)
     worker.process.wait(10)
