@@ -303,18 +303,23 @@ def parse_while_s3_is_down(
     return worker, result
 
 
-def run_in_project(worker: Worker, *argv: str) -> subprocess.CompletedProcess[str]:
-    """``python ARGV`` from the repository in ``worker``'s environment (its settings,
-    database and storage), as an operator's second process on that host would run it."""
+def run_python(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    """``python ARGV`` from the repository with ``env``, until it exits (two minutes at most)."""
     return subprocess.run(
         [sys.executable, *argv],
         cwd=REPO,
-        env=worker.env,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def run_in_project(worker: Worker, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``python ARGV`` in ``worker``'s environment (its settings, database and storage),
+    as an operator's second process on that host would run it."""
+    return run_python(worker.env, *argv)
 
 
 def django_db_meta(worker: Worker, task_id: str) -> dict[str, Any]:

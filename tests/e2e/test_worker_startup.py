@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import REPO
+from tests.e2e.conftest import REPO, run_python
 
 pytestmark = pytest.mark.e2e
 
@@ -48,27 +46,10 @@ def test_worker_log_says_capture_is_on(start_worker: Any) -> None:
     assert "tests.e2e.proj.tasks.unselected" not in line
 
 
-def run_python(
-    tmp_path: Path, redis_url: str, settings_module: str, *argv: str
-) -> subprocess.CompletedProcess[str]:
-    """``python ARGV`` from the repository with the project's environment, until it exits."""
-    return subprocess.run(
-        [sys.executable, *argv],
-        cwd=REPO,
-        env=project_env(tmp_path, redis_url, settings_module),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def run_worker(tmp_path: Path, redis_url: str, settings_module: str) -> tuple[int, str]:
     """Run ``celery worker`` of the project until it exits; its exit status and its log."""
     done = run_python(
-        tmp_path,
-        redis_url,
-        settings_module,
+        project_env(tmp_path, redis_url, settings_module),
         "-m",
         "celery",
         "-A",
@@ -118,7 +99,7 @@ def test_manage_py_check_loads_the_tasks_and_reports_every_mistake(
     tmp_path: Path, redis_url: str
 ) -> None:
     """``django-admin check`` on the project finds its tasks and reports each mistake by id."""
-    done = run_python(tmp_path, redis_url, MISTAKES, "-m", "django", "check")
+    done = run_python(project_env(tmp_path, redis_url, MISTAKES), "-m", "django", "check")
     report = done.stdout + done.stderr
     assert done.returncode == 1, report
     for part in [
