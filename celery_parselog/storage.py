@@ -1,8 +1,10 @@
 """Storing a finished log through Django's storage API, and naming where it went.
 
-Only ``storages[alias].save()`` is used, so any Django storage works; with
-django-storages' ``S3Storage`` and its default ``file_overwrite=True`` that is a
-single PUT for a log below the multipart threshold, with no HEAD, GET or LIST.
+Any Django storage works: logs go through ``storages[alias].save()``, except that a
+log below the multipart threshold of django-storages' ``S3Storage`` goes up as one
+``put_object`` built from the storage's own rules (see :mod:`celery_parselog.s3put`).
+With the default ``file_overwrite=True`` either way is a single PUT, with no HEAD,
+GET or LIST.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
+from celery_parselog.s3put import put_small_object, takes_small_put
 from celery_parselog.streams import CHUNK
 
 __all__ = [
@@ -155,7 +158,10 @@ def store_log(
                 # Read by S3Storage when choosing the object's Content-Type; the
                 # ``.gz`` suffix makes it add ``Content-Encoding: gzip`` itself.
                 content.content_type = CONTENT_TYPE
-                stored_key = storage.save(key, content)
+                if takes_small_put(storage, size):
+                    stored_key = put_small_object(storage, key, content)
+                else:
+                    stored_key = storage.save(key, content)
                 return StoredLog(
                     key=stored_key,
                     uri=storage_uri(storage, alias, stored_key),

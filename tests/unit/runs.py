@@ -214,11 +214,14 @@ S3_ALIAS = "s3"
 
 
 @contextmanager
-def s3_storage(missing: Path) -> Iterator[None]:
+def s3_storage(
+    missing: Path, backend: str = "storages.backends.s3.S3Storage", **options: Any
+) -> Iterator[None]:
     """An ``s3`` storage alias on moto's in-process S3, with dummy credentials only.
 
     The AWS config and credential files point at ``missing`` paths, so a developer's own
-    credentials are never read.
+    credentials are never read. ``backend`` may be a subclass of ``S3Storage``;
+    ``options`` are added to the storage's ``OPTIONS``.
     """
     import boto3
     from moto import mock_aws
@@ -236,8 +239,8 @@ def s3_storage(missing: Path) -> Iterator[None]:
     stores = {
         **settings.STORAGES,
         S3_ALIAS: {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {"bucket_name": BUCKET, "region_name": "us-east-1"},
+            "BACKEND": backend,
+            "OPTIONS": {"bucket_name": BUCKET, "region_name": "us-east-1", **options},
         },
     }
     try:
