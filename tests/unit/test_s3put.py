@@ -12,6 +12,7 @@ import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
 from django.core.files import File
+from s3transfer.manager import TransferManager
 from django.core.files.storage import storages
 from storages.backends.s3 import S3Storage
 
@@ -32,15 +33,17 @@ def log_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def saves(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Names handed to ``S3Storage._save`` (the transfer manager's path), in order."""
+    """Object keys handed to boto3's transfer manager (what ``S3Storage._save`` uses), in order."""
     seen: list[str] = []
-    original = S3Storage._save
+    original = TransferManager.upload
 
-    def counting(self: S3Storage, name: str, content: Any) -> str:
-        seen.append(name)
-        return str(original(self, name, content))
+    def counting(
+        self: TransferManager, fileobj: Any, bucket: str, key: str, *args: Any, **kwargs: Any
+    ) -> Any:
+        seen.append(key)
+        return original(self, fileobj, bucket, key, *args, **kwargs)
 
-    monkeypatch.setattr(S3Storage, "_save", counting)
+    monkeypatch.setattr(TransferManager, "upload", counting)
     return seen
 
 
