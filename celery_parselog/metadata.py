@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from celery import current_app
@@ -59,8 +59,16 @@ def _own_key(task_id: str) -> str:
     return _OWN_KEY_PREFIX + task_id
 
 
-def mark_pending(task: Any, entry: RunEntry) -> None:
-    """Record the planned log before the task's result is stored."""
+def mark_pending(
+    task: Any, entry: RunEntry, *, defer: Callable[[Callable[[], None]], None] | None = None
+) -> None:
+    """Record the planned log before the task's result is stored.
+
+    On django-db that is the request's ``meta``, set at once. On key-value backends it is
+    a write to the key of its own, which ``defer`` (when given) is handed to run later:
+    a worker runs it in its background writer, so the task does not wait for the round
+    trip.
+    """
     backend = task.backend
     if _is_django_db(backend):
         request = task.request
@@ -68,8 +76,15 @@ def mark_pending(task: Any, entry: RunEntry) -> None:
         meta[ENTRY] = entry.to_wire()
         request.meta = meta
     elif isinstance(backend, BaseKeyValueStoreBackend):
-        # Without re-publishing (see _write): nobody subscribes to the key of its own.
-        _write(backend, {_own_key(entry.task_id): backend.encode(entry.to_wire())}, [])
+
+        def write() -> None:
+            # Without re-publishing (see _write): nobody subscribes to the key of its own.
+            _write(backend, {_own_key(entry.task_id): backend.encode(entry.to_wire())}, [])
+
+        if defer is None:
+            write()
+        else:
+            defer(write)
 
 
 def mark_checkpoint(backend: Backend, entry: RunEntry) -> None:

@@ -48,6 +48,7 @@ __all__ = [
     "announce",
     "expired_runs",
     "flush_rows",
+    "in_order",
     "record_finished",
     "record_lost",
     "record_recovered",
@@ -203,6 +204,21 @@ def record_finished(
         return _complete(entry, first_error=first_error, recovered=False)
     finally:
         _run_step(after, entry)
+
+
+def in_order(entry: RunEntry, step: Step) -> None:
+    """Run a step of ``entry``'s run in order with its rows: queued to the
+    :class:`RowWriter` in a process that writes rows in the background, at once otherwise.
+
+    For what a run must record while it goes on but need not wait for (its pending
+    entry): queued behind the run's start and ahead of its end, it can never land after
+    the run's final entry. Its failure is logged and stops nothing.
+    """
+    writer = _background()
+    if writer is not None:
+        writer.step(entry, step)
+    else:
+        _run_step(step, entry)
 
 
 def record_recovered(entry: RunEntry, *, hostname: str = "") -> TaskLog | None:
@@ -549,8 +565,9 @@ class RowWriter(threading.Thread):
 
     The steps a run takes around its final row (publishing its entry before, removing
     its spool files and letting go of their lock after; see
-    :func:`~celery_parselog.delivery.deliver`) run here too, so the task waits for
-    none of those round trips either.
+    :func:`~celery_parselog.delivery.deliver`) run here too, and so does the write of
+    its pending entry (:func:`in_order`), so the task waits for none of those round
+    trips either.
 
     Order is kept: rows are written in the order runs asked, each run's entry is
     published before its row is saved, and ``log_uploaded`` is sent after that, as
@@ -580,6 +597,9 @@ class RowWriter(threading.Thread):
         after: Step | None = None,
     ) -> None:
         self._put(("finish", entry, (first_error, before, after)))
+
+    def step(self, entry: RunEntry, step: Step) -> None:
+        self._put(("step", entry, step))
 
     def _put(self, item: tuple[str, RunEntry, Any]) -> None:
         with self._lock:
@@ -635,6 +655,10 @@ class RowWriter(threading.Thread):
                 done += run in held
                 held[run] = (entry, extra, now)
                 continue
+            if kind == "step":
+                done += 1
+                _run_step(extra, entry)
+                continue
             start = held.pop(run, None)
             done += 1 + (start is not None)
             first_error, before, after = extra
@@ -669,7 +693,7 @@ def _run_step(step: Step | None, entry: RunEntry) -> None:
     try:
         step()
     except Exception:
-        logger.exception("A step after the run of %s[%s] failed", entry.task_name, entry.task_id)
+        logger.exception("A step of the run of %s[%s] failed", entry.task_name, entry.task_id)
 
 
 def _run_of(entry: RunEntry) -> tuple[str, int, int]:

@@ -40,7 +40,7 @@ from celery_parselog.keys import (
     with_delivery,
 )
 from celery_parselog.metadata import mark_checkpoint, mark_pending, read_entry
-from celery_parselog.records import record_started
+from celery_parselog.records import in_order, record_started
 from celery_parselog.redaction import Redactor
 from celery_parselog.routing import LoggerSelection
 from celery_parselog.selection import TaskSelector
@@ -195,7 +195,7 @@ class Run:
         # Before routing starts, so the database's own log lines stay out of the run.
         record_started(entry, hostname=HOSTNAME, arguments=arguments, args=args, kwargs=kwargs)
         try:
-            mark_pending(task, entry)
+            mark_pending(task, entry, defer=functools.partial(in_order, entry))
         except Exception:
             logger.exception("Could not record the pending log of %s[%s]", task.name, task_id)
         metrics.run_captured(task.name)

@@ -593,3 +593,49 @@ def test_redelivery_is_known_from_the_entry_without_the_message_flag(
     assert info is not None
     assert info.delivery == 2
     assert info.key.endswith(f"{task_id}-1.delivery-2.log.gz")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_a_worker_the_pending_entry_is_written_off_the_tasks_thread(
+    receivers: CaptureReceivers,
+    parse: Task[Any, Any],
+    app: Celery,
+    task_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With rows written in the background (as in a worker), the pending entry is written
+    by the background writer, ahead of the final one: the task waits for no round trip."""
+    from celery_parselog import metadata, records
+
+    writes: list[tuple[str, list[str]]] = []
+    write = metadata._write
+
+    def recording(backend: Any, values: Any, deletes: list[str]) -> None:
+        writes.append((threading.current_thread().name, sorted(map(str, values))))
+        write(backend, values, deletes)
+
+    monkeypatch.setattr(metadata, "_write", recording)
+    result: AsyncResult[Any] = AsyncResult(task_id, app=app)
+    seen: list[LogInfo | None] = []
+
+    def body() -> None:
+        assert records.flush_rows(10)
+        seen.append(log_info(result))
+
+    records.write_rows_in_background()
+    try:
+        run_task(receivers, parse, task_id, body)
+        assert records.flush_rows(10)
+    finally:
+        records.write_rows_in_background(False)
+    own_key = f"celery-parselog-meta-{task_id}"
+    result_key = str(app.backend.get_key_for_task(task_id))  # type: ignore[attr-defined]
+    assert writes == [
+        ("celery-parselog-rows", [own_key]),
+        ("celery-parselog-rows", [result_key]),
+    ]
+    assert seen[0] is not None
+    assert seen[0].status == "pending"
+    info = log_info(result)
+    assert info is not None
+    assert info.status == "stored"

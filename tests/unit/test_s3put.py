@@ -12,8 +12,8 @@ import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
 from django.core.files import File
-from s3transfer.manager import TransferManager
 from django.core.files.storage import storages
+from s3transfer.manager import TransferManager
 from storages.backends.s3 import S3Storage
 
 from celery_parselog.storage import UploadError, store_log
