@@ -70,6 +70,9 @@ _SUBJECT_LENGTH = 255  # TaskLog.subject's max_length
 # ends sooner (most tasks) gets one INSERT instead of an INSERT and an UPDATE, and a
 # longer one shows as running in the admin after this long.
 HOLD_START = 0.25
+# How long the background writer gathers the ends of runs before it writes them
+# together, from the first one (see RowWriter).
+GATHER_ENDS = 0.05
 
 # A step a caller has run around a row's final write (see record_finished).
 Step = Callable[[], None]
@@ -398,16 +401,13 @@ def _complete(
     first_error: str | None,
     recovered: bool,
     hostname: str = "",
-    start: Mapping[str, Any] | None = None,
 ) -> TaskLog | None:
     try:
         if not ParselogSettings().records:
             return None
         if recovered:
             _tidy_connections()
-        row = _save_final(
-            entry, first_error=first_error, recovered=recovered, hostname=hostname, start=start
-        )
+        row = _save_final(entry, first_error=first_error, recovered=recovered, hostname=hostname)
     except Exception:
         logger.exception(
             "Could not record the %s log of %s (attempt %s)",
@@ -563,16 +563,22 @@ class RowWriter(threading.Thread):
     ``HOLD_START`` seconds: a run that ends within it (most tasks) is written as one
     INSERT, and a longer one shows as running from then on.
 
+    Ends are gathered for ``GATHER_ENDS`` seconds from the first one and written
+    together, in one transaction: one commit (a journal write and its sync on SQLite,
+    a round trip on PostgreSQL) for every run that ended meanwhile, and one wake-up of
+    this thread, instead of one each. The log is stored by then; only its entry and
+    row are that much later.
+
     The steps a run takes around its final row (publishing its entry before, removing
     its spool files and letting go of their lock after; see
     :func:`~celery_parselog.delivery.deliver`) run here too, and so does the write of
-    its pending entry (:func:`in_order`), so the task waits for none of those round
-    trips either.
+    its pending entry (:func:`in_order`), at once, so the task waits for none of those
+    round trips either.
 
     Order is kept: rows are written in the order runs asked, each run's entry is
-    published before its row is saved, and ``log_uploaded`` is sent after that, as
-    before. A run's spool files stay, locked, until its row is written: a process
-    killed before then leaves them to recovery, which rebuilds the row.
+    published before its row is saved, and ``log_uploaded`` is sent and the run's
+    files removed once the row is committed. A run's spool files stay, locked, until
+    then: a process killed before leaves them to recovery, which rebuilds the row.
     """
 
     _FLUSH_TIMEOUT = 10.0
@@ -584,6 +590,10 @@ class RowWriter(threading.Thread):
         self._idle.set()
         self._pending = 0
         self._lock = threading.Lock()
+        # Starts held for their end, by run; ends gathered for one transaction.
+        self._held: dict[tuple[str, int, int], tuple[RunEntry, Any, float]] = {}
+        self._ends: list[tuple[RunEntry, Any]] = []
+        self._ends_since = 0.0
 
     def started(self, entry: RunEntry, fields: Mapping[str, Any]) -> None:
         self._put(("start", entry, fields))
@@ -612,70 +622,58 @@ class RowWriter(threading.Thread):
         return self._idle.wait(timeout)
 
     def run(self) -> None:
-        held: dict[tuple[str, int, int], tuple[RunEntry, Any, float]] = {}
         while True:
-            timeout = None
-            if held:
-                oldest = min(since for _, _, since in held.values())
-                timeout = max(0.0, oldest + HOLD_START - time.monotonic())
-            batch = []
             try:
-                batch.append(self._queue.get(timeout=timeout))
-                while True:
-                    batch.append(self._queue.get_nowait())
+                item = self._queue.get(timeout=self._wait())
             except queue.Empty:
-                pass
-            done = self._write(batch, held)
+                done = 0
+            else:
+                done = self._take(item)
+            done += self._write_due(time.monotonic())
             with self._lock:
                 self._pending -= done
                 if not self._pending:
                     self._idle.set()
 
-    def _write(
-        self,
-        batch: list[tuple[str, RunEntry, Any]],
-        held: dict[tuple[str, int, int], tuple[RunEntry, Any, float]],
-    ) -> int:
-        """Write what is due; returns how many queued items are done with.
+    def _wait(self) -> float | None:
+        """How long nothing is due: until the oldest held start's or gathered end's time."""
+        due = [since + HOLD_START for _, _, since in self._held.values()]
+        if self._ends:
+            due.append(self._ends_since + GATHER_ENDS)
+        return max(0.0, min(due) - time.monotonic()) if due else None
 
-        A start is held for up to ``HOLD_START`` seconds, so that the end of a short run
-        finds it and both are written as one INSERT; an end is written at once, since
-        its entry is published just before (what ``log_info()`` waits for).
-        """
+    def _take(self, item: tuple[str, RunEntry, Any]) -> int:
+        """Hold a start, gather an end or run a step; returns how many items are done with."""
+        kind, entry, extra = item
         now = time.monotonic()
-        due = [run for run, (_, _, since) in held.items() if now - since >= HOLD_START]
-        if not batch and not due:
-            return 0
-        _tidy_connections()
-        done = 0
-        for kind, entry, extra in batch:
+        if kind == "start":
             run = _run_of(entry)
-            if kind == "start":
-                # The same delivery seen again starts its row afresh: the later start wins.
-                done += run in held
-                held[run] = (entry, extra, now)
-                continue
-            if kind == "step":
-                done += 1
-                _run_step(extra, entry)
-                continue
-            start = held.pop(run, None)
-            done += 1 + (start is not None)
-            first_error, before, after = extra
-            _run_step(before, entry)
-            try:
-                _complete(
-                    entry,
-                    first_error=first_error,
-                    recovered=False,
-                    start=start[1] if start is not None else None,
-                )
-            finally:
-                _run_step(after, entry)
+            # The same delivery seen again starts its row afresh: the later start wins.
+            done = int(run in self._held)
+            self._held[run] = (entry, extra, now)
+            return done
+        if kind == "finish":
+            if not self._ends:
+                self._ends_since = now
+            self._ends.append((entry, extra))
+            return 0
+        _run_step(extra, entry)
+        return 1
+
+    def _write_due(self, now: float) -> int:
+        """Write the gathered ends once their time is up, then the starts held long enough."""
+        done = 0
+        if self._ends and now - self._ends_since >= GATHER_ENDS:
+            ends, self._ends = self._ends, []
+            _tidy_connections()
+            starts = [self._held.pop(_run_of(entry), None) for entry, _ in ends]
+            done += len(ends) + sum(start is not None for start in starts)
+            _finish_together(ends, [start[1] if start else None for start in starts])
+        due = [run for run, (_, _, since) in self._held.items() if now - since >= HOLD_START]
+        if due:
+            _tidy_connections()
         for run in due:
-            if run not in held:
-                continue
-            entry, fields, _ = held.pop(run)
+            entry, fields, _ = self._held.pop(run)
             done += 1
             try:
                 _save_start(entry, fields)
@@ -684,6 +682,46 @@ class RowWriter(threading.Thread):
                     "Could not record the start of %s[%s]", entry.task_name, entry.task_id
                 )
         return done
+
+
+def _finish_together(
+    ends: Sequence[tuple[RunEntry, Any]], starts: Sequence[Mapping[str, Any] | None]
+) -> None:
+    """Complete the rows of runs that ended, in one transaction, keeping each run's steps
+    in order around its row: every ``before`` first, then the rows, then, once they are
+    committed, ``log_uploaded`` and every ``after``."""
+    for entry, (_, before, _) in ends:
+        _run_step(before, entry)
+    rows: list[TaskLog | None] = [None] * len(ends)
+    try:
+        if ParselogSettings().records:
+            with transaction.atomic():
+                for index, ((entry, (first_error, _, _)), start) in enumerate(
+                    zip(ends, starts, strict=True)
+                ):
+                    rows[index] = _save_final_logged(entry, first_error=first_error, start=start)
+    except Exception:
+        logger.exception("Could not record the final logs of %d runs", len(ends))
+        rows = [None] * len(ends)
+    for (entry, (_, _, after)), row in zip(ends, rows, strict=True):
+        if row is not None and row.upload_status == Status.STORED.value:
+            announce(row)
+        _run_step(after, entry)
+
+
+def _save_final_logged(
+    entry: RunEntry, *, first_error: str | None, start: Mapping[str, Any] | None
+) -> TaskLog | None:
+    """One run's final row inside a batch; its failure is logged and rolls back only it."""
+    try:
+        return _save_final(
+            entry, first_error=first_error, recovered=False, hostname="", start=start
+        )
+    except Exception:
+        logger.exception(
+            "Could not record the final log of %s (attempt %s)", entry.task_id, entry.attempt
+        )
+        return None
 
 
 def _run_step(step: Step | None, entry: RunEntry) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 import os
@@ -29,6 +30,7 @@ from celery_parselog.signals import log_uploaded
 from tests.unit.runs import (
     BASE_TIME,
     final_entry,
+    new_id,
     pending_entry,
     record_finished,
     record_recovered,
@@ -597,6 +599,54 @@ def test_steps_around_the_final_row_keep_their_order(
         records.write_rows_in_background(False)
     assert seen == ["before: rows 0", "after: rows 1, signals 1"]
     assert TaskLog.objects.get(task_id=TASK_ID).upload_status == "stored"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runs_that_end_together_are_written_in_one_transaction(
+    uploaded: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ends that reach the writer within its gathering time share one commit; each run's
+    log_uploaded is sent, and its files step run, only once its row is committed."""
+    import threading
+
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    from celery_parselog.entry import RunEntry
+
+    commits: list[str] = []
+    commit = BaseDatabaseWrapper.commit
+
+    def counting(self: BaseDatabaseWrapper) -> None:
+        commit(self)
+        if threading.current_thread().name == "celery-parselog-rows":
+            commits.append("commit")
+
+    monkeypatch.setattr(BaseDatabaseWrapper, "commit", counting)
+    # Longer than any stall of a busy machine between the calls below.
+    monkeypatch.setattr(records, "GATHER_ENDS", 2.0)
+    seen: list[str] = []
+    task_ids = [new_id() for _ in range(3)]
+
+    def after(task_id: str) -> None:
+        visible = TaskLog.objects.filter(task_id=task_id).exists()
+        seen.append(f"{task_id}: row {visible}, commits {len(commits)}, signals {len(uploaded)}")
+
+    records.write_rows_in_background()
+    try:
+        for task_id in task_ids:
+            entry = RunEntry.from_wire({**final_entry(task_id), "task_name": "tests.parse"})
+            records.record_finished(
+                entry, first_error=None, after=functools.partial(after, task_id)
+            )
+        assert records.flush_rows(10)
+    finally:
+        records.write_rows_in_background(False)
+    assert commits == ["commit"]
+    assert seen == [
+        f"{task_id}: row True, commits 1, signals {number}"
+        for number, task_id in enumerate(task_ids, start=1)
+    ]
+    assert TaskLog.objects.filter(task_id__in=task_ids, upload_status="stored").count() == 3
 
 
 @override_settings(CELERY_PARSELOG_SUBJECT="{owner}")
