@@ -9,7 +9,8 @@ storage's multipart threshold is sent with one ``put_object`` call, built from t
 storage's own rules: its name cleaning and ``location``, its overwrite rule
 (``get_available_name``), its ACL, object parameters and content type
 (``_get_write_parameters``). Larger logs, storages that compress on save
-(``gzip = True``) and subclasses with a ``_save`` of their own keep ``save()``.
+(``gzip = True``) and subclasses with a ``save`` or ``_save`` of their own keep
+``save()``.
 """
 
 from __future__ import annotations
@@ -28,19 +29,20 @@ _DEFAULT_THRESHOLD = 8 * 1024 * 1024
 
 
 @functools.lru_cache(maxsize=1)
-def _plain_s3_save() -> Any:
-    """``S3Storage._save`` itself, or ``None`` without django-storages' S3 backend."""
+def _plain_s3_saves() -> tuple[Any, Any] | None:
+    """``S3Storage``'s own ``save`` and ``_save``, or ``None`` without django-storages."""
     try:
         from storages.backends.s3 import S3Storage
     except ImportError:
         return None
-    return S3Storage._save
+    return S3Storage.save, S3Storage._save
 
 
 def takes_small_put(storage: Storage, size: int) -> bool:
     """Whether a log of ``size`` bytes may go to ``storage`` as one ``put_object`` call."""
-    plain = _plain_s3_save()
-    if plain is None or getattr(type(storage), "_save", None) is not plain:
+    plain = _plain_s3_saves()
+    kind = type(storage)
+    if plain is None or (getattr(kind, "save", None), getattr(kind, "_save", None)) != plain:
         return False
     if getattr(storage, "gzip", False):
         return False
