@@ -23,7 +23,12 @@ from types import TracebackType
 from typing import IO
 
 from celery_parselog.formatting import LineFormatter, cut_note, unformattable_note
-from celery_parselog.spool import create_private, create_spool_file, forget_descriptor
+from celery_parselog.spool import (
+    close_descriptor,
+    closing_held,
+    create_private,
+    create_spool_file,
+)
 from celery_parselog.streams import CHUNK
 from celery_parselog.tail import LogTail, copy_kept_tail
 
@@ -262,7 +267,10 @@ class RunCapture:
             length = os.fstat(self._raw.fileno()).st_size
         descriptor = create_private(target)
         try:
-            with self.path.open("rb") as source, os.fdopen(descriptor, "wb") as copy:
+            with (
+                self.path.open("rb") as source,
+                os.fdopen(descriptor, "wb", closefd=False) as copy,
+            ):
                 remaining = length
                 while remaining > 0:
                     chunk = source.read(min(remaining, CHUNK))
@@ -277,7 +285,7 @@ class RunCapture:
                     )
                 self._snapshot_tail(copy)
         finally:
-            forget_descriptor(descriptor)
+            close_descriptor(descriptor)
         return int(text_length) if self._gzip is not None else length
 
     def _snapshot_tail(self, copy: IO[bytes]) -> None:
@@ -336,6 +344,5 @@ class RunCapture:
         if not self._released:
             self._released = True
             _open_captures.discard(self)
-            forget_descriptor(self._descriptor)
-            with contextlib.suppress(OSError):
+            with closing_held(self._descriptor), contextlib.suppress(OSError):
                 self._raw.close()  # the descriptor and lock go even if a flush failed

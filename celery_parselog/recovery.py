@@ -52,7 +52,6 @@ from celery_parselog.spool import (
     close_descriptor,
     create_private,
     folder_problem,
-    forget_descriptor,
     lock_exclusive,
     manifest_path,
     open_for_recovery,
@@ -387,7 +386,7 @@ def _with_trailer(path: Path, descriptor: int, notes: LineFormatter) -> Path:
     try:
         with (
             os.fdopen(os.dup(descriptor), "rb") as source,
-            os.fdopen(target_descriptor, "wb") as plain,
+            os.fdopen(target_descriptor, "wb", closefd=False) as plain,
         ):
             source.seek(0)
             if path.name.endswith(".gz"):
@@ -401,7 +400,7 @@ def _with_trailer(path: Path, descriptor: int, notes: LineFormatter) -> Path:
                 last = copy_stream(source, plain)
                 _finish_copy(path, plain, last, notes)
     finally:
-        forget_descriptor(target_descriptor)
+        close_descriptor(target_descriptor)
     return copy
 
 

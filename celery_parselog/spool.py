@@ -33,7 +33,7 @@ import secrets
 import stat
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +46,10 @@ __all__ = [
     "checkpoint_copy_path",
     "clean_stale_files",
     "close_descriptor",
+    "closing_held",
     "create_private",
     "create_spool_file",
     "folder_problem",
-    "forget_descriptor",
     "is_spool_file",
     "lock_exclusive",
     "manifest_path",
@@ -127,20 +127,32 @@ def _mtime(path: Path) -> float:
 
 # -- descriptors that must not outlive a fork ------------------------------------------
 
+# Every descriptor of a spool file this process opens is registered here, so that a
+# forked child lets go of it (see _after_fork_in_child). The lock is also taken around
+# every fork (os.register_at_fork), and a descriptor is opened and registered, or
+# forgotten and closed, while holding it: otherwise a fork that another thread makes
+# between the two steps (a pool replacing a child, while the sweeper opens a spool
+# file) would hand the child a descriptor it does not know of, and with it a share of
+# the file's lock for as long as the child lives.
 _held: set[int] = set()
 _held_lock = threading.Lock()
 
 
-def _hold(descriptor: int) -> int:
+def _open_held(path: Path, flags: int, mode: int = 0o777) -> int:
+    """``os.open`` and register the descriptor, with no fork in between."""
     with _held_lock:
+        descriptor = os.open(path, flags, mode)
         _held.add(descriptor)
-    return descriptor
+        return descriptor
 
 
-def forget_descriptor(descriptor: int) -> None:
-    """Say a descriptor from this module was closed (call just before closing it)."""
+@contextlib.contextmanager
+def closing_held(descriptor: int) -> Iterator[None]:
+    """Forget a registered descriptor and close it (in the ``with`` block, for a stream
+    that owns it) with no fork in between."""
     with _held_lock:
         _held.discard(descriptor)
+        yield
 
 
 def _after_fork_in_child() -> None:
@@ -151,6 +163,10 @@ def _after_fork_in_child() -> None:
     keeps the number taken while dropping the child's reference to the spool file
     (and with it the child's share of the file's lock).
     """
+    global _held_lock
+    # A new lock rather than a release: the child's copy is held (by the forking thread,
+    # or by another thread, which the child lacks, after a fork that ran no hooks before).
+    _held_lock = threading.Lock()
     held = list(_held)
     _held.clear()
     if not held:
@@ -165,7 +181,19 @@ def _after_fork_in_child() -> None:
     os.close(null)
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+def _before_fork() -> None:
+    _held_lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _held_lock.release()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
 
 
 # -- the folder ---------------------------------------------------------------------------
@@ -226,10 +254,10 @@ def create_private(path: Path) -> int:
     followed: it is unlinked (which removes the link, never its target) and made anew.
     """
     try:
-        return _hold(os.open(path, _CREATE, 0o600))
+        return _open_held(path, _CREATE, 0o600)
     except FileExistsError:
         path.unlink(missing_ok=True)
-        return _hold(os.open(path, _CREATE, 0o600))
+        return _open_held(path, _CREATE, 0o600)
 
 
 def create_spool_file(
@@ -242,7 +270,7 @@ def create_spool_file(
     while True:
         path = spool_dir / f"{prefix}{secrets.token_hex(5)}{suffix}"
         try:
-            descriptor = _hold(os.open(path, _CREATE, 0o600))
+            descriptor = _open_held(path, _CREATE, 0o600)
         except FileExistsError:
             continue
         except FileNotFoundError:  # the folder went away since it was verified
@@ -336,14 +364,19 @@ def lock_exclusive(descriptor: int, *, wait: bool) -> bool:
 
 def open_for_recovery(path: Path) -> int:
     """A registered read descriptor on a spool file, never through a link; pair with
-    :func:`close_descriptor`."""
-    return _hold(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC))
+    :func:`close_descriptor`.
+
+    ``O_NONBLOCK`` so that a FIFO planted under a spool name cannot hold the open (and
+    the forks waiting on it) for ever; it changes nothing for a regular file, and the
+    caller refuses anything else.
+    """
+    return _open_held(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
 
 
 def close_descriptor(descriptor: int) -> None:
     """Close a descriptor from this module (dropping any lock taken through it)."""
-    forget_descriptor(descriptor)
-    os.close(descriptor)
+    with closing_held(descriptor):
+        os.close(descriptor)
 
 
 # -- cleaning -----------------------------------------------------------------------------

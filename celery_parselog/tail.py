@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import IO
 
-from celery_parselog.spool import create_private, forget_descriptor, tail_paths
+from celery_parselog.spool import closing_held, create_private, tail_paths
 from celery_parselog.streams import Writer, copy_stream
 
 __all__ = ["LogTail", "copy_kept_tail"]
@@ -87,5 +87,5 @@ class _Segment:
 
     def close(self) -> None:
         if not self.stream.closed:
-            forget_descriptor(self._descriptor)
-            self.stream.close()
+            with closing_held(self._descriptor):
+                self.stream.close()

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,12 +19,13 @@ from celery_parselog.spool import (
     SpoolFolderError,
     checkpoint_copy_path,
     clean_stale_files,
+    close_descriptor,
     create_private,
     create_spool_file,
     folder_problem,
-    forget_descriptor,
     lock_exclusive,
     manifest_path,
+    open_for_recovery,
     prepare_folder,
     read_manifest,
     recovery_copy_path,
@@ -371,8 +373,7 @@ def test_forked_child_does_not_keep_a_spool_file_locked(tmp_path: Path) -> None:
     os.close(told)
     try:
         assert os.read(ready, 1) == b"x"  # the child is past its fork hooks
-        forget_descriptor(descriptor)
-        os.close(descriptor)
+        close_descriptor(descriptor)
         other = os.open(path, os.O_RDONLY)
         try:
             assert lock_exclusive(other, wait=False)
@@ -382,3 +383,69 @@ def test_forked_child_does_not_keep_a_spool_file_locked(tmp_path: Path) -> None:
         os.close(ready)
         os.kill(child, 9)
         os.waitpid(child, 0)
+
+
+def _references(path: Path) -> bool:
+    """Whether any descriptor of this process points at ``path``."""
+    for link in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            if link.readlink() == path:
+                return True
+    return False
+
+
+@pytest.mark.parametrize("step", ["open", "close"])
+def test_a_fork_by_another_thread_never_falls_between_a_descriptor_and_its_registration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """The sweeper opens (or closes) a spool file while the pool forks a child from another
+    thread: the fork waits, so the child never holds the file (and a share of its lock)
+    without knowing it. The step is slowed down between the system call and the
+    registration, where a fork used to slip in."""
+    _, path = create_spool_file(tmp_path / "spool", TASK_ID, 1, compressed=False)
+    slowed = threading.Event()
+    real_open, real_close = os.open, os.close
+
+    def slow_open(target: Any, flags: int, mode: int = 0o777) -> int:
+        descriptor = real_open(target, flags, mode)
+        if step == "open" and Path(target) == path:
+            slowed.set()
+            time.sleep(0.5)
+        return descriptor
+
+    def slow_close(descriptor: int) -> None:
+        if step == "close" and _references_descriptor(descriptor, path):
+            slowed.set()
+            time.sleep(0.5)
+        real_close(descriptor)
+
+    # The package calls os.open and os.close through the os module, patched here.
+    monkeypatch.setattr(os, "open", slow_open)
+    monkeypatch.setattr(os, "close", slow_close)
+    opened: list[int] = []
+    if step == "close":
+        opened.append(open_for_recovery(path))
+    sweeper = threading.Thread(
+        target=lambda: (
+            opened.append(open_for_recovery(path))
+            if step == "open"
+            else close_descriptor(opened[0])
+        )
+    )
+    sweeper.start()
+    assert slowed.wait(5)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports and leaves at once
+        os._exit(1 if _references(path) else 0)
+    sweeper.join(5)
+    _, status = os.waitpid(child, 0)
+    monkeypatch.undo()
+    if step == "open":
+        close_descriptor(opened[-1])
+    assert os.waitstatus_to_exitcode(status) == 0, "the child holds the spool file"
+
+
+def _references_descriptor(descriptor: int, path: Path) -> bool:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/self/fd/{descriptor}").readlink() == path
+    return False
