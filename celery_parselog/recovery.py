@@ -385,7 +385,9 @@ def _with_trailer(path: Path, descriptor: int, notes: LineFormatter) -> Path:
     target_descriptor = create_private(copy)
     try:
         with (
-            os.fdopen(os.dup(descriptor), "rb") as source,
+            # Not a dup: a second descriptor nobody registered would hand a child
+            # forked meanwhile a share of the orphan's lock.
+            os.fdopen(descriptor, "rb", closefd=False) as source,
             os.fdopen(target_descriptor, "wb", closefd=False) as plain,
         ):
             source.seek(0)

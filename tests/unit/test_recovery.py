@@ -1097,3 +1097,28 @@ def test_receivers_wake_the_current_sweeper_while_connected(
     send_failure(WorkerLostError("signal 9"))
     send_revoked(terminated=True)
     assert recorder.wakes == 2
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
+def test_a_child_forked_while_an_orphan_is_copied_keeps_no_share_of_it(
+    spool_dir: Path, app: Celery, compressed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool forks a child while the sweeper copies a killed run's log (holding its lock):
+    the child is left with no descriptor of the orphan, so no share of its lock either."""
+    orphan, key, _ = killed_orphan(spool_dir, compressed=compressed)
+    children: list[int] = []
+    finish_copy = recovery._finish_copy
+
+    def fork_midway(*args: Any) -> None:
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child reports and leaves at once
+            held = any(link.resolve() == orphan for link in Path("/proc/self/fd").iterdir())
+            os._exit(1 if held else 0)
+        children.append(child)
+        finish_copy(*args)
+
+    monkeypatch.setattr(recovery, "_finish_copy", fork_midway)
+    assert sweep(spool_dir, app).stored == [key]
+    (child,) = children
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child holds the orphan"
