@@ -48,6 +48,7 @@ from celery_parselog.spool import (
 )
 from tests.notes import INCOMPLETE_TRAILER, INTERRUPTED_TRAILER
 from tests.unit import captures
+from tests.unit.faults import is_open
 from tests.unit.routed import read_wire
 from tests.unit.runs import new_id, stored_bytes, stored_lines
 
@@ -1112,8 +1113,7 @@ def test_a_child_forked_while_an_orphan_is_copied_keeps_no_share_of_it(
     def fork_midway(*args: Any) -> None:
         child = os.fork()
         if child == 0:  # pragma: no cover - the child reports and leaves at once
-            held = any(link.resolve() == orphan for link in Path("/proc/self/fd").iterdir())
-            os._exit(1 if held else 0)
+            os._exit(1 if is_open(orphan) else 0)
         children.append(child)
         finish_copy(*args)
 

@@ -31,6 +31,7 @@ from celery_parselog.spool import (
     recovery_copy_path,
     write_manifest,
 )
+from tests.unit.faults import is_open
 
 TASK_ID = "5b0c7f2e-9d1a-4c3b-8e7f-6a5b4c3d2e1f"
 
@@ -385,15 +386,6 @@ def test_forked_child_does_not_keep_a_spool_file_locked(tmp_path: Path) -> None:
         os.waitpid(child, 0)
 
 
-def _references(path: Path) -> bool:
-    """Whether any descriptor of this process points at ``path``."""
-    for link in Path("/proc/self/fd").iterdir():
-        with contextlib.suppress(OSError):
-            if link.readlink() == path:
-                return True
-    return False
-
-
 @pytest.mark.parametrize("step", ["open", "close"])
 def test_a_fork_by_another_thread_never_falls_between_a_descriptor_and_its_registration(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
@@ -436,7 +428,7 @@ def test_a_fork_by_another_thread_never_falls_between_a_descriptor_and_its_regis
     assert slowed.wait(5)
     child = os.fork()
     if child == 0:  # pragma: no cover - the child reports and leaves at once
-        os._exit(1 if _references(path) else 0)
+        os._exit(1 if is_open(path) else 0)
     sweeper.join(5)
     _, status = os.waitpid(child, 0)
     monkeypatch.undo()
