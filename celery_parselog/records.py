@@ -416,9 +416,14 @@ def _complete(
             entry.attempt,
         )
         return None
-    if row.upload_status == Status.STORED.value:
-        announce(row)
+    _announce_if_stored(row)
     return row
+
+
+def _announce_if_stored(row: TaskLog | None) -> None:
+    """Send ``log_uploaded`` for a written row whose log is stored (a failed upload sends none)."""
+    if row is not None and row.upload_status == Status.STORED.value:
+        announce(row)
 
 
 def _save_final(
@@ -662,16 +667,18 @@ class RowWriter(threading.Thread):
 
     def _write_due(self, now: float) -> int:
         """Write the gathered ends once their time is up, then the starts held long enough."""
-        done = 0
+        ends: list[tuple[RunEntry, Any]] = []
         if self._ends and now - self._ends_since >= GATHER_ENDS:
             ends, self._ends = self._ends, []
-            _tidy_connections()
-            starts = [self._held.pop(_run_of(entry), None) for entry, _ in ends]
-            done += len(ends) + sum(start is not None for start in starts)
-            _finish_together(ends, [start[1] if start else None for start in starts])
+        # An end takes its run's held start with it: the two are written as one row.
+        starts = [self._held.pop(_run_of(entry), None) for entry, _ in ends]
         due = [run for run, (_, _, since) in self._held.items() if now - since >= HOLD_START]
-        if due:
-            _tidy_connections()
+        if not ends and not due:
+            return 0
+        _tidy_connections()
+        done = len(ends) + sum(start is not None for start in starts)
+        if ends:
+            _finish_together(ends, [start[1] if start else None for start in starts])
         for run in due:
             entry, fields, _ = self._held.pop(run)
             done += 1
@@ -704,8 +711,7 @@ def _finish_together(
         logger.exception("Could not record the final logs of %d runs", len(ends))
         rows = [None] * len(ends)
     for (entry, (_, _, after)), row in zip(ends, rows, strict=True):
-        if row is not None and row.upload_status == Status.STORED.value:
-            announce(row)
+        _announce_if_stored(row)
         _run_step(after, entry)
 
 
